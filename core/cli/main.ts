@@ -1,0 +1,136 @@
+import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
+import { CliError, UsageError } from '../errors.ts';
+import { homePaths, resolveHome, type HomePaths } from '../home.ts';
+
+export interface CliIO {
+  home: string;
+  paths: HomePaths;
+  json: boolean;
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  stdin: NodeJS.ReadableStream & { isTTY?: boolean };
+  isTTY: boolean;
+  /** Print a line for people; suppressed under --json. */
+  say(text: string): void;
+  /** The one JSON document of a --json run. */
+  emit(value: unknown): void;
+}
+
+export interface ParsedArgs {
+  positionals: string[];
+  values: Record<string, string | boolean | (string | boolean)[] | undefined>;
+}
+
+export interface Verb {
+  usage: string;
+  options?: ParseArgsOptionsConfig;
+  /** Return an exit code; throw CliError for failures (one line on stderr). */
+  run(io: CliIO, args: ParsedArgs): Promise<number | void>;
+}
+
+interface VerbEntry {
+  summary: string;
+  load: () => Promise<{ verb: Verb }>;
+}
+
+// Loaded on demand: `carapace start` must not pay for importing every other verb.
+const VERBS: Record<string, VerbEntry> = {
+  start: { summary: 'run the gateway in the foreground', load: () => import('./verbs/start.ts') },
+  status: { summary: 'is the gateway up; plugins, channels, sessions, queue', load: () => import('./verbs/status.ts') },
+  config: { summary: 'get, set or validate config.json', load: () => import('./verbs/config.ts') },
+  doctor: { summary: 'audit this installation for risky settings; --fix repairs what is safe', load: () => import('./verbs/doctor.ts') },
+};
+
+const GLOBAL_OPTIONS: ParseArgsOptionsConfig = {
+  home: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+};
+
+export function registerVerb(name: string, entry: VerbEntry): void {
+  VERBS[name] = entry;
+}
+
+function topHelp(): string {
+  const width = Math.max(...Object.keys(VERBS).map((v) => v.length));
+  return [
+    'usage: carapace <verb> [options]',
+    '',
+    'verbs:',
+    ...Object.entries(VERBS).map(([name, v]) => `  ${name.padEnd(width)}  ${v.summary}`),
+    '',
+    'global options:',
+    '  --home DIR   state directory (default $CARAPACE_HOME or ~/.carapace)',
+    '  --json       print one JSON document on stdout',
+    '  -h, --help   help for a verb: carapace <verb> --help',
+  ].join('\n');
+}
+
+export interface MainStreams {
+  stdout?: NodeJS.WritableStream;
+  stderr?: NodeJS.WritableStream;
+  stdin?: NodeJS.ReadableStream & { isTTY?: boolean };
+}
+
+export async function main(argv: string[], streams: MainStreams = {}): Promise<number> {
+  process.umask(0o077); // everything in the state directory is the owner's alone
+  const stdout = streams.stdout ?? process.stdout;
+  const stderr = streams.stderr ?? process.stderr;
+  const stdin = streams.stdin ?? process.stdin;
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    stdout.write(topHelp() + '\n');
+    return name === undefined ? 2 : 0;
+  }
+  if (name === '--version' || name === '-v') {
+    const { VERSION } = await import('../version.ts');
+    stdout.write(VERSION + '\n');
+    return 0;
+  }
+  const entry = VERBS[name];
+  if (!entry) {
+    stderr.write(`carapace: unknown verb "${name}"; see carapace --help\n`);
+    return 2;
+  }
+  const { verb } = await entry.load();
+  let parsed: ParsedArgs;
+  try {
+    parsed = parseArgs({ args: rest, options: { ...GLOBAL_OPTIONS, ...verb.options }, allowPositionals: true, strict: true });
+  } catch (err) {
+    stderr.write(`carapace ${name}: ${(err as Error).message}\n${verb.usage}\n`);
+    return 2;
+  }
+  if (parsed.values.help) {
+    stdout.write(verb.usage + '\n');
+    return 0;
+  }
+  const json = parsed.values.json === true;
+  const home = resolveHome(parsed.values.home as string | undefined);
+  const io: CliIO = {
+    home,
+    paths: homePaths(home),
+    json,
+    stdout,
+    stderr,
+    stdin,
+    isTTY: Boolean((stdout as { isTTY?: boolean }).isTTY),
+    say: (text) => {
+      if (!json) stdout.write(text + '\n');
+    },
+    emit: (value) => {
+      stdout.write(JSON.stringify(value, null, json ? 2 : 0) + '\n');
+    },
+  };
+  try {
+    return (await verb.run(io, parsed)) ?? 0;
+  } catch (err) {
+    if (err instanceof CliError) {
+      stderr.write(`carapace ${name}: ${err.message}\n${err instanceof UsageError ? verb.usage + '\n' : ''}`);
+      return err.exitCode;
+    }
+    const e = err as Error;
+    stderr.write(`carapace ${name}: ${e.message || String(e)}\n`);
+    if (process.env.CARAPACE_DEBUG) stderr.write(`${e.stack}\n`);
+    return 1;
+  }
+}

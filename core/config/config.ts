@@ -1,0 +1,207 @@
+import { Ajv, type ErrorObject } from 'ajv';
+import { existsSync, readFileSync } from 'node:fs';
+import { configSchema } from './schema.ts';
+import { writeFileAtomic } from '../home.ts';
+
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+export interface ProviderConfig {
+  api?: 'anthropic' | 'openai';
+  apiKey?: { secret: string } | string | null;
+  authHeader?: 'x-api-key' | 'bearer';
+  baseUrl?: string | null;
+  proxy?: string | null;
+  timeoutMs?: number;
+  models?: Record<string, unknown>[];
+}
+
+export interface ToolPolicy {
+  profile?: 'minimal' | 'messaging' | 'coding' | 'full';
+  allow?: string[];
+  deny?: string[];
+  requireApproval?: string[];
+}
+
+export interface AgentSettings {
+  model?: string | { primary: string; fallbacks?: string[] };
+  workspace?: string;
+  maxSteps?: number;
+  budget?: { tokensPerRun?: number; usdPerDay?: number };
+  tools?: ToolPolicy;
+  compaction?: { atFraction?: number };
+  heartbeat?: { everyMinutes?: number | null; deliver?: string | null };
+}
+
+export interface ChannelConfig {
+  enabled?: boolean;
+  dmPolicy?: 'pairing' | 'allowlist' | 'open' | 'disabled';
+  allowFrom?: string[];
+  groupPolicy?: 'allowlist' | 'open' | 'disabled';
+  groups?: Record<string, Record<string, unknown>>;
+  requireMention?: boolean;
+  apiBaseUrl?: string | null;
+  [key: string]: unknown;
+}
+
+export interface Config {
+  gateway: {
+    bind: string;
+    port: number;
+    tls: { cert: string; key: string } | null;
+    maxPayload: number;
+    allowedOrigins: string[];
+    publicUrl?: string | null;
+  };
+  providers: Record<string, ProviderConfig>;
+  agents: { defaults: AgentSettings; list: (AgentSettings & { id: string; name?: string })[] };
+  bindings: { agentId: string; match: { channel?: string; account?: string; peer?: string; group?: string } }[];
+  session: { dmScope: 'main' | 'per-peer' | 'per-channel-peer' | 'per-account-channel-peer'; idleResetMinutes: number | null };
+  channels: Record<string, ChannelConfig>;
+  memory: { embedder: string; hybrid: { vectorWeight: number; textWeight: number }; sessions?: boolean };
+  hooks: Record<string, { secret: { secret: string } | string | null; agentId?: string; sessionKey?: string; deliver?: string | null; action?: 'agent' | 'wake' }>;
+  plugins: Record<string, { enabled?: boolean; config?: Record<string, unknown>; grant?: Record<string, unknown> }>;
+  logging: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' };
+}
+
+/** The embedded defaults: what `npm start` runs with when there is no config.json at all. */
+export function defaultConfig(): Config {
+  return {
+    gateway: { bind: 'loopback', port: 18789, tls: null, maxPayload: 1024 * 1024, allowedOrigins: [] },
+    providers: {},
+    agents: {
+      defaults: {
+        maxSteps: 24,
+        budget: { tokensPerRun: 200_000, usdPerDay: 5 },
+        tools: { allow: ['*'], deny: [], requireApproval: ['exec', 'files.write'] },
+        compaction: { atFraction: 0.8 },
+      },
+      list: [{ id: 'main' }],
+    },
+    bindings: [{ agentId: 'main', match: { channel: '*' } }],
+    session: { dmScope: 'per-channel-peer', idleResetMinutes: null },
+    channels: { webchat: { enabled: true, dmPolicy: 'open' } },
+    memory: { embedder: 'local', hybrid: { vectorWeight: 0.6, textWeight: 0.4 } },
+    hooks: {},
+    plugins: {},
+    logging: { level: 'info' },
+  };
+}
+
+export class ConfigError extends Error {
+  readonly path: string;
+  constructor(path: string, message: string) {
+    super(`config${path ? ' ' + path : ''}: ${message}`);
+    this.name = 'ConfigError';
+    this.path = path;
+  }
+}
+
+const ajv = new Ajv({ allErrors: false, strict: true, allowUnionTypes: true });
+const validateConfigShape = ajv.compile(configSchema);
+
+function describe(err: ErrorObject): ConfigError {
+  const path = err.instancePath || '/';
+  if (err.keyword === 'additionalProperties') {
+    const key = (err.params as { additionalProperty: string }).additionalProperty;
+    return new ConfigError(`${err.instancePath}/${key}`, 'unknown key');
+  }
+  if (err.keyword === 'anyOf' && /apiKey|secret$/.test(path)) {
+    return new ConfigError(path, 'must be {"secret":"NAME"} or "${ENV_VAR}" — secrets are never written into config.json');
+  }
+  return new ConfigError(path, err.message ?? 'invalid');
+}
+
+/** Validate a parsed config.json against the kernel schema; throws ConfigError naming the JSON path. */
+export function validateConfig(value: unknown): void {
+  if (!validateConfigShape(value)) throw describe(validateConfigShape.errors![0]);
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Deep merge where the user's values win; arrays are replaced, not concatenated. */
+export function mergeDefaults<T>(defaults: T, user: unknown): T {
+  if (!isPlainObject(defaults) || !isPlainObject(user)) return (user === undefined ? defaults : user) as T;
+  const out: Record<string, unknown> = { ...defaults };
+  for (const [k, v] of Object.entries(user)) out[k] = k in out ? mergeDefaults(out[k], v) : v;
+  return out as T;
+}
+
+export interface LoadedConfig {
+  config: Config;
+  /** The file as written by the user (without defaults), or {} when there is none. */
+  raw: Record<string, unknown>;
+  exists: boolean;
+}
+
+export function parseConfigText(text: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError('', `not valid JSON (${(err as Error).message})`);
+  }
+  if (!isPlainObject(parsed)) throw new ConfigError('/', 'must be a JSON object');
+  validateConfig(parsed);
+  return parsed;
+}
+
+export function loadConfig(path: string): LoadedConfig {
+  if (!existsSync(path)) return { config: defaultConfig(), raw: {}, exists: false };
+  const raw = parseConfigText(readFileSync(path, 'utf8'));
+  return { config: mergeDefaults(defaultConfig(), raw), raw, exists: true };
+}
+
+export function saveConfig(path: string, raw: Record<string, unknown>): void {
+  validateConfig(raw);
+  writeFileAtomic(path, JSON.stringify(raw, null, 2) + '\n', 0o600);
+}
+
+/** "/a/b/0" or "a.b.0" → ["a","b","0"] */
+export function splitPath(path: string): string[] {
+  const trimmed = path.startsWith('/') ? path.slice(1) : path;
+  if (trimmed === '') return [];
+  const parts = path.startsWith('/') ? trimmed.split('/').map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~')) : trimmed.split('.');
+  for (const p of parts) {
+    if (p === '__proto__' || p === 'constructor' || p === 'prototype') throw new ConfigError(path, 'forbidden key');
+  }
+  return parts;
+}
+
+export function getPath(value: unknown, parts: string[]): unknown {
+  let cur = value;
+  for (const p of parts) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<string, unknown>)[p];
+  }
+  return cur;
+}
+
+/** A copy of `root` with `value` set at `parts` (intermediate objects created). */
+export function setPath(root: Record<string, unknown>, parts: string[], value: unknown): Record<string, unknown> {
+  if (parts.length === 0) throw new ConfigError('', 'cannot replace the whole config');
+  const copy = structuredClone(root);
+  let cur: Record<string, unknown> = copy;
+  for (const p of parts.slice(0, -1)) {
+    if (!isPlainObject(cur[p])) cur[p] = {};
+    cur = cur[p] as Record<string, unknown>;
+  }
+  const last = parts[parts.length - 1];
+  if (value === undefined) delete cur[last];
+  else cur[last] = value;
+  return copy;
+}
+
+/** Resolve `"${NAME}"` environment references; `{"secret": ...}` is left for the secrets store. */
+export function resolveEnvRef(value: unknown, env: NodeJS.ProcessEnv = process.env): unknown {
+  if (typeof value !== 'string') return value;
+  const m = /^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$/.exec(value);
+  return m ? env[m[1]] : value;
+}
+
+/** Agent settings = defaults overlaid with the agent's own entry. */
+export function agentSettings(config: Config, agentId: string): AgentSettings & { id: string } {
+  const own = config.agents.list.find((a) => a.id === agentId);
+  return { ...mergeDefaults(config.agents.defaults, own ?? {}), id: agentId };
+}

@@ -1,0 +1,155 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import { homePaths, ensureHome, type HomePaths } from '../home.ts';
+import { loadConfig, type Config } from '../config/config.ts';
+import { createLiveConfig } from '../config/live.ts';
+import { createLogHub, type LogHub } from '../log/logger.ts';
+import { openDb, type Db } from '../store/db.ts';
+import { createAuditLog } from '../audit.ts';
+import { loadOrCreateKey } from '../identity/keys.ts';
+import { acquireLock, writeRunInfo, removeRunInfo } from './lock.ts';
+import { ServiceRegistry, type KernelContext, type ServiceFactory } from '../kernel.ts';
+import { systemClock, type Clock } from '../clock.ts';
+import { VERSION } from '../version.ts';
+import { serviceFactories } from '../services.ts';
+import { secretValues, registerEnvSecrets } from '../secrets/known.ts';
+
+export interface GatewayOptions {
+  home: string;
+  port?: number;
+  bind?: string;
+  logStream?: NodeJS.WritableStream | null;
+  pretty?: boolean;
+  clock?: Clock;
+  services?: ServiceFactory[];
+}
+
+export interface Gateway {
+  ctx: KernelContext;
+  app: FastifyInstance;
+  registry: ServiceRegistry;
+  url: string;
+  port: number;
+  host: string;
+  stop(reason?: string): Promise<void>;
+}
+
+/** `loopback` → 127.0.0.1, `lan` → 0.0.0.0, anything else is a literal address. */
+export function bindHost(bind: string): string {
+  if (bind === 'loopback') return '127.0.0.1';
+  if (bind === 'lan') return '0.0.0.0';
+  return bind;
+}
+
+// fastify's request and connection timeouts default to 0 (none): a slow-loris
+// client could hold sockets forever.
+const HTTP_LIMITS = {
+  connectionTimeout: 30_000,
+  requestTimeout: 30_000,
+  keepAliveTimeout: 5_000,
+  bodyLimit: 1024 * 1024,
+};
+
+/**
+ * Start the gateway on a home: lock, config, database, identity, services, HTTP.
+ * Fails (throws) before listening if anything is wrong, releasing what it took.
+ */
+export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
+  const paths: HomePaths = homePaths(opts.home);
+  registerEnvSecrets();
+  process.umask(0o077);
+  ensureHome(paths);
+  const loaded = loadConfig(paths.config); // throws ConfigError before anything else is taken
+  const releaseLock = acquireLock(paths);
+  const cleanups: (() => unknown)[] = [releaseLock];
+  let logHub: LogHub | undefined;
+  let db: Db | undefined;
+  try {
+    const config: Config = loaded.config;
+    logHub = createLogHub({
+      level: config.logging.level,
+      pretty: opts.pretty ?? false,
+      stream: opts.logStream,
+      dir: paths.logsDir,
+      secretValues: () => secretValues(),
+    });
+    const log = logHub.logger;
+    db = openDb(paths.db);
+    const openedDb = db;
+    cleanups.unshift(() => openedDb.close());
+    const clock = opts.clock ?? systemClock;
+    const audit = createAuditLog(db, { now: () => clock.now(), secretValues });
+    const identity = { gateway: loadOrCreateKey(paths.gatewayKey), owner: loadOrCreateKey(paths.ownerKey) };
+    const liveConfig = createLiveConfig(paths.config, loaded, { audit, log });
+    cleanups.unshift(() => liveConfig.close());
+    liveConfig.onChange((next) => logHub!.setLevel(next.logging.level));
+
+    const ctx: KernelContext = {
+      paths,
+      config: liveConfig,
+      log,
+      logHub,
+      db,
+      audit,
+      identity,
+      clock,
+      version: VERSION,
+      startedAt: clock.now(),
+    };
+
+    const app = Fastify({ logger: false, ...HTTP_LIMITS, return503OnClosing: true, forceCloseConnections: 'idle' });
+    app.get('/healthz', async () => ({ ok: true, version: VERSION, uptimeMs: clock.now() - ctx.startedAt }));
+
+    const registry = new ServiceRegistry();
+    for (const factory of opts.services ?? serviceFactories) {
+      const service = await factory(ctx, registry);
+      registry.add(service);
+      await service.routes?.(app);
+    }
+
+    const bind = opts.bind ?? config.gateway.bind;
+    const host = bindHost(bind);
+    const port = opts.port ?? config.gateway.port;
+    await app.listen({ host, port });
+    const address = app.server.address();
+    const actualPort = typeof address === 'object' && address ? address.port : port;
+    const url = `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
+
+    for (const service of registry.all()) await service.start?.();
+
+    writeRunInfo(paths, { pid: process.pid, port: actualPort, bind, host, startedAt: ctx.startedAt, version: VERSION });
+    audit.append({ actor: 'gateway', action: 'gateway.start', data: { bind, port: actualPort, version: VERSION } });
+    log.info('gateway listening', { url, home: paths.root, version: VERSION });
+
+    let stopping: Promise<void> | null = null;
+    const stop = (reason = 'stop'): Promise<void> => {
+      stopping ??= (async () => {
+        log.info('gateway stopping', { reason });
+        await app.close(); // stops accepting, waits for in-flight requests
+        for (const service of registry.all().reverse()) {
+          try {
+            await service.stop?.();
+          } catch (err) {
+            log.error('service failed to stop cleanly', { service: service.name, err });
+          }
+        }
+        audit.append({ actor: 'gateway', action: 'gateway.stop', data: { reason } });
+        removeRunInfo(paths);
+        for (const cleanup of cleanups) cleanup();
+        await logHub!.close();
+      })();
+      return stopping;
+    };
+
+    return { ctx, app, registry, url, port: actualPort, host, stop };
+  } catch (err) {
+    for (const cleanup of cleanups) {
+      try {
+        cleanup();
+      } catch {
+        // best effort: we are already failing
+      }
+    }
+    await logHub?.close();
+    throw err;
+  }
+}

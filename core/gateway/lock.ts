@@ -1,0 +1,97 @@
+import { openSync, writeSync, closeSync, readFileSync, unlinkSync, existsSync } from 'node:fs';
+import type { HomePaths } from '../home.ts';
+import { writeFileAtomic } from '../home.ts';
+
+export interface RunInfo {
+  pid: number;
+  port: number;
+  bind: string;
+  host: string;
+  startedAt: number;
+  version: string;
+}
+
+export class LockError extends Error {
+  readonly holderPid: number | null;
+  constructor(message: string, holderPid: number | null) {
+    super(message);
+    this.name = 'LockError';
+    this.holderPid = holderPid;
+  }
+}
+
+export function pidAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function readPid(path: string): number | null {
+  try {
+    const pid = Number.parseInt(readFileSync(path, 'utf8').trim(), 10);
+    return Number.isFinite(pid) ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Take run/lock for this process's lifetime: created exclusively (O_EXCL), so two
+ * gateways on one home can never both win. A lock left by a dead process is taken over.
+ */
+export function acquireLock(paths: HomePaths): () => void {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(paths.lock, 'wx', 0o600);
+      writeSync(fd, `${process.pid}\n`);
+      closeSync(fd);
+      return () => {
+        if (readPid(paths.lock) === process.pid) unlinkSync(paths.lock);
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const holder = readPid(paths.lock);
+      if (holder !== null && holder !== process.pid && pidAlive(holder)) {
+        throw new LockError(
+          `another gateway (pid ${holder}) is already running on ${paths.root}; stop it first or use a different --home`,
+          holder,
+        );
+      }
+      // Stale: the holder died without cleaning up.
+      try {
+        unlinkSync(paths.lock);
+      } catch {
+        // someone else took it over first; the next attempt decides
+      }
+    }
+  }
+  throw new LockError(`could not take the lock ${paths.lock}`, readPid(paths.lock));
+}
+
+export function writeRunInfo(paths: HomePaths, info: RunInfo): void {
+  writeFileAtomic(paths.runInfo, JSON.stringify(info) + '\n', 0o600);
+}
+
+/** The running gateway of this home, or null when there is none (a stale file is ignored). */
+export function readRunInfo(paths: HomePaths): RunInfo | null {
+  if (!existsSync(paths.runInfo)) return null;
+  try {
+    const info = JSON.parse(readFileSync(paths.runInfo, 'utf8')) as RunInfo;
+    return pidAlive(info.pid) ? info : null;
+  } catch {
+    return null;
+  }
+}
+
+export function removeRunInfo(paths: HomePaths): void {
+  try {
+    const info = JSON.parse(readFileSync(paths.runInfo, 'utf8')) as RunInfo;
+    if (info.pid === process.pid) unlinkSync(paths.runInfo);
+  } catch {
+    // already gone
+  }
+}

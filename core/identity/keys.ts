@@ -1,0 +1,108 @@
+import nacl from 'tweetnacl';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { writeFileAtomic } from '../home.ts';
+
+/** The on-disk shape of every key file (config.md): gateway, owner, publisher keys. */
+export interface KeyFile {
+  alg: 'ed25519';
+  id: string;
+  publicKey: string;
+  seed: string;
+}
+
+export interface KeyPair {
+  id: string;
+  publicKey: Uint8Array;
+  secretKey: Uint8Array;
+  publicKeyB64: string;
+}
+
+export function sha256Hex(data: Uint8Array | string): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** deviceId / gatewayId: lowercase hex sha256 of the raw 32-byte public key. */
+export function deviceIdOf(publicKey: Uint8Array): string {
+  return sha256Hex(publicKey);
+}
+
+/** Publisher keyId: the first 16 hex chars of sha256(publicKey). */
+export function keyIdOf(publicKey: Uint8Array): string {
+  return sha256Hex(publicKey).slice(0, 16);
+}
+
+export function b64(bytes: Uint8Array): string {
+  return Buffer.from(bytes).toString('base64');
+}
+
+/** Strict base64 decode: returns null unless the text is canonical base64 of exactly `length` bytes. */
+export function fromB64(text: unknown, length: number): Uint8Array | null {
+  if (typeof text !== 'string' || text.length !== Math.ceil(length / 3) * 4) return null;
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text)) return null;
+  const bytes = Buffer.from(text, 'base64');
+  if (bytes.length !== length || bytes.toString('base64') !== text) return null;
+  return new Uint8Array(bytes);
+}
+
+export function keyPairFromSeed(seed: Uint8Array): KeyPair {
+  const kp = nacl.sign.keyPair.fromSeed(seed);
+  return { id: deviceIdOf(kp.publicKey), publicKey: kp.publicKey, secretKey: kp.secretKey, publicKeyB64: b64(kp.publicKey) };
+}
+
+export function generateKeyPair(): KeyPair {
+  return keyPairFromSeed(nacl.randomBytes(32));
+}
+
+export function toKeyFile(kp: KeyPair): KeyFile {
+  return { alg: 'ed25519', id: kp.id, publicKey: kp.publicKeyB64, seed: b64(kp.secretKey.subarray(0, 32)) };
+}
+
+export function parseKeyFile(text: string, source: string): KeyPair {
+  let parsed: Partial<KeyFile>;
+  try {
+    parsed = JSON.parse(text) as Partial<KeyFile>;
+  } catch {
+    throw new Error(`${source}: not valid JSON`);
+  }
+  const seed = fromB64(parsed.seed, 32);
+  if (parsed.alg !== 'ed25519' || !seed) throw new Error(`${source}: not an ed25519 key file (needs alg and a 32-byte base64 seed)`);
+  const kp = keyPairFromSeed(seed);
+  if (parsed.publicKey !== undefined && parsed.publicKey !== kp.publicKeyB64) {
+    throw new Error(`${source}: publicKey does not match seed`);
+  }
+  return kp;
+}
+
+export function readKeyFile(path: string): KeyPair {
+  return parseKeyFile(readFileSync(path, 'utf8'), path);
+}
+
+export function writeKeyFile(path: string, kp: KeyPair): void {
+  writeFileAtomic(path, JSON.stringify(toKeyFile(kp), null, 2) + '\n', 0o600);
+}
+
+/** Load a key file, creating it (mode 0600) on first use. */
+export function loadOrCreateKey(path: string): KeyPair {
+  if (existsSync(path)) return readKeyFile(path);
+  const kp = generateKeyPair();
+  writeKeyFile(path, kp);
+  return kp;
+}
+
+export function fileMode(path: string): number {
+  return statSync(path).mode & 0o777;
+}
+
+export function sign(message: string | Uint8Array, kp: KeyPair): string {
+  const bytes = typeof message === 'string' ? new TextEncoder().encode(message) : message;
+  return b64(nacl.sign.detached(bytes, kp.secretKey));
+}
+
+/** Verify a detached ed25519 signature; malformed inputs are simply "not valid". */
+export function verify(message: string | Uint8Array, signatureB64: unknown, publicKey: Uint8Array): boolean {
+  const sig = fromB64(signatureB64, 64);
+  if (!sig || publicKey.length !== 32) return false;
+  const bytes = typeof message === 'string' ? new TextEncoder().encode(message) : message;
+  return nacl.sign.detached.verify(bytes, sig, publicKey);
+}

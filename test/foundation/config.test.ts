@@ -1,0 +1,125 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { setTimeout as delay } from 'node:timers/promises';
+import Database from 'better-sqlite3';
+import { tempHome } from '../helpers/home.ts';
+import { runCli } from '../helpers/cli.ts';
+import { spawnGateway } from '../helpers/gateway.ts';
+import { validateConfig, ConfigError, loadConfig, resolveEnvRef } from '../../core/config/config.ts';
+
+function writeConfig(dir: string, text: string): string {
+  mkdirSync(dir, { recursive: true });
+  const path = `${dir}/config.json`;
+  writeFileSync(path, text);
+  return path;
+}
+
+const BAD_CONFIGS: [string, string, RegExp][] = [
+  ['an unknown key', '{"gateway": {"bindd": "lan"}}', /\/gateway\/bindd: unknown key/],
+  ['a wrong type', '{"gateway": {"port": "eighty"}}', /\/gateway\/port: must be integer/],
+  ['invalid JSON', '{"gateway": {', /not valid JSON/],
+  ['a literal secret', '{"providers": {"anthropic": {"apiKey": "sk-ant-123"}}}', /\/providers\/anthropic\/apiKey/],
+  ['a bad dmPolicy', '{"channels": {"telegram": {"dmPolicy": "everyone"}}}', /\/channels\/telegram\/dmPolicy/],
+];
+
+for (const [what, text, message] of BAD_CONFIGS) {
+  test(`start with ${what} in config.json exits 1 naming the path and overwrites nothing`, async (t) => {
+    const home = tempHome();
+    t.after(home.cleanup);
+    const path = writeConfig(home.dir, text);
+    const res = await runCli(['start', '--port', '0'], { home: home.dir });
+    assert.equal(res.code, 1, res.stderr);
+    assert.match(res.stderr, message);
+    assert.equal(readFileSync(path, 'utf8'), text, 'config.json untouched');
+    assert.equal(existsSync(home.paths.runInfo), false);
+    assert.equal(existsSync(home.paths.lock), false, 'no lock left behind');
+  });
+}
+
+test('config validate reports the path of the first problem and exits 1', async (t) => {
+  const home = tempHome();
+  t.after(home.cleanup);
+  writeConfig(home.dir, '{"logging": {"level": "loud"}}');
+  const res = await runCli(['config', 'validate'], { home: home.dir });
+  assert.equal(res.code, 1);
+  assert.match(res.stderr, /\/logging\/level/);
+  const json = await runCli(['config', 'validate', '--json'], { home: home.dir });
+  assert.equal(JSON.parse(json.stdout).valid, false);
+  assert.equal(JSON.parse(json.stdout).path, '/logging/level');
+});
+
+test('config set refuses a wrong type without writing, accepts a right one and audits it', async (t) => {
+  const home = tempHome();
+  t.after(home.cleanup);
+  const bad = await runCli(['config', 'set', 'gateway.port', '"x"'], { home: home.dir });
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /\/gateway\/port/);
+  assert.equal(existsSync(home.paths.config), false, 'nothing written');
+
+  const good = await runCli(['config', 'set', 'gateway.port', '18800'], { home: home.dir });
+  assert.equal(good.code, 0, good.stderr);
+  assert.equal(JSON.parse(readFileSync(home.paths.config, 'utf8')).gateway.port, 18800);
+  const get = await runCli(['config', 'get', 'gateway.port', '--json'], { home: home.dir });
+  assert.equal(JSON.parse(get.stdout), 18800);
+
+  const db = new Database(home.paths.db, { readonly: true });
+  t.after(() => db.close());
+  const row = db.prepare("SELECT actor, data FROM audit WHERE action = 'config.set'").get() as { actor: string; data: string };
+  assert.equal(row.actor, 'cli:owner');
+  assert.deepEqual(JSON.parse(row.data).paths, ['/gateway/port']);
+});
+
+test('config get of the embedded defaults works with no config.json', async (t) => {
+  const home = tempHome();
+  t.after(home.cleanup);
+  const res = await runCli(['config', 'get', '--json'], { home: home.dir });
+  assert.equal(res.code, 0, res.stderr);
+  const config = JSON.parse(res.stdout);
+  assert.equal(config.gateway.bind, 'loopback');
+  assert.equal(config.gateway.port, 18789);
+});
+
+test('a running gateway keeps its last valid config when config.json is broken, and applies a valid edit', async (t) => {
+  const home = tempHome();
+  t.after(home.cleanup);
+  writeConfig(home.dir, '{"logging": {"level": "info"}}');
+  const gw = await spawnGateway(home.dir);
+  t.after(() => gw.stop('SIGKILL'));
+
+  writeFileSync(home.paths.config, '{"logging": {"level": ');
+  const deadline = Date.now() + 10_000;
+  while (!gw.output().includes('config.json is invalid') && Date.now() < deadline) await delay(50);
+  assert.match(gw.output(), /config\.json is invalid; keeping the last valid config/);
+  assert.equal((await fetch(`${gw.url}/healthz`)).status, 200, 'still serving');
+
+  writeFileSync(home.paths.config, '{"logging": {"level": "debug"}}');
+  const db = new Database(home.paths.db, { readonly: true });
+  t.after(() => db.close());
+  let row: { data: string } | undefined;
+  while (!row && Date.now() < deadline + 10_000) {
+    row = db.prepare("SELECT data FROM audit WHERE action = 'config.reload'").get() as { data: string } | undefined;
+    if (!row) await delay(50);
+  }
+  assert.ok(row, 'the valid edit was applied and audited');
+  assert.deepEqual(JSON.parse(row.data).paths, ['/logging/level']);
+  assert.equal((await gw.stop()).code, 0);
+});
+
+test('validateConfig names the JSON path of a nested error', () => {
+  assert.throws(
+    () => validateConfig({ agents: { list: [{ id: 'main', maxSteps: 0 }] } }),
+    (err: unknown) => err instanceof ConfigError && err.path === '/agents/list/0/maxSteps',
+  );
+  assert.throws(() => validateConfig({ hooks: { ci: {} } }), (err: unknown) => err instanceof ConfigError && err.path === '/hooks/ci');
+});
+
+test('${ENV} references resolve from the environment at use, not at load', (t) => {
+  const home = tempHome();
+  t.after(home.cleanup);
+  writeConfig(home.dir, '{"providers": {"openai": {"apiKey": "${MY_KEY}", "baseUrl": "http://127.0.0.1:11434/v1"}}}');
+  const { config } = loadConfig(home.paths.config);
+  assert.equal(config.providers.openai.apiKey, '${MY_KEY}');
+  assert.equal(resolveEnvRef(config.providers.openai.apiKey, { MY_KEY: 'k-123' }), 'k-123');
+  assert.equal(resolveEnvRef('plain', {}), 'plain');
+});

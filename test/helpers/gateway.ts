@@ -1,0 +1,58 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { setTimeout as delay } from 'node:timers/promises';
+import { BIN, exited } from './cli.ts';
+import { homePaths } from '../../core/home.ts';
+import type { RunInfo } from '../../core/gateway/lock.ts';
+
+export interface SpawnedGateway {
+  child: ChildProcess;
+  url: string;
+  port: number;
+  info: RunInfo;
+  output(): string;
+  /** SIGTERM and wait; returns the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/**
+ * Start the real gateway (`carapace start`) as a child process on an ephemeral
+ * loopback port and wait until run/gateway.json names it and /healthz answers.
+ */
+export async function spawnGateway(home: string, opts: { args?: string[]; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<SpawnedGateway> {
+  const child = spawn(process.execPath, [BIN, 'start', '--home', home, '--port', '0', ...(opts.args ?? [])], {
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const paths = homePaths(home);
+  const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`gateway exited with ${child.exitCode} before it was ready:\n${out}`);
+    if (existsSync(paths.runInfo)) {
+      const info = JSON.parse(readFileSync(paths.runInfo, 'utf8')) as RunInfo;
+      if (info.pid === child.pid) {
+        const url = `http://127.0.0.1:${info.port}`;
+        const res = await fetch(`${url}/healthz`).catch(() => null);
+        if (res?.ok) {
+          return {
+            child,
+            url,
+            port: info.port,
+            info,
+            output: () => out,
+            stop: async (signal = 'SIGTERM') => {
+              if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+              return exited(child);
+            },
+          };
+        }
+      }
+    }
+    await delay(25);
+  }
+  child.kill('SIGKILL');
+  throw new Error(`gateway did not become ready:\n${out}`);
+}
