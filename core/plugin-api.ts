@@ -1,0 +1,229 @@
+// The plugin API as plugin authors see it (`import type ... from 'carapace/plugin'`).
+// Types only: at run time a plugin reaches the kernel solely through the injected
+// `carapace` object, whatever its runtime (isolate or worker).
+
+export type JsonSchema = Record<string, unknown>;
+
+// ---------------------------------------------------------------- capabilities
+
+export interface FetchInit {
+  method?: string;
+  headers?: Record<string, string>;
+  /** A string body; `{{secret:NAME}}` placeholders are substituted by the kernel for allowed hosts. */
+  body?: string;
+  /** Abort after this many ms (capped by the kernel). */
+  timeoutMs?: number;
+}
+
+export interface FetchResult {
+  status: number;
+  statusText: string;
+  headers: Record<string, string>;
+  /** Final URL after (re-checked) redirects. */
+  url: string;
+  body: string;
+}
+
+export interface SocketEvents {
+  /** Text or base64 (for binary) data as it arrives. */
+  onData(handler: (data: string) => void): void;
+  onClose(handler: (info: { code?: number; reason?: string; error?: string }) => void): void;
+  write(data: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface CapabilityApi {
+  net: {
+    fetch(url: string, init?: FetchInit): Promise<FetchResult>;
+    websocket(url: string, opts?: { headers?: Record<string, string> }): Promise<SocketEvents>;
+    connect(host: string, port: number, opts?: { tls?: boolean }): Promise<SocketEvents>;
+  };
+  fs: {
+    read(path: string): Promise<string>;
+    write(path: string, data: string): Promise<void>;
+    list(dir: string): Promise<{ name: string; type: 'file' | 'dir' }[]>;
+  };
+  kv: {
+    get(key: string): Promise<unknown>;
+    set(key: string, value: unknown): Promise<void>;
+    delete(key: string): Promise<void>;
+    list(prefix: string): Promise<{ key: string; value: unknown }[]>;
+  };
+  bus: {
+    publish(topic: string, msg: unknown): Promise<void>;
+    subscribe(pattern: string, handler: (msg: { topic: string; payload: unknown; sessionKey?: string }) => void | Promise<void>): Promise<void>;
+  };
+  timers: {
+    sleep(ms: number): Promise<void>;
+    interval(ms: number, handler: () => void | Promise<void>): Promise<{ cancel(): Promise<void> }>;
+  };
+  log: {
+    info(msg: string, fields?: Record<string, unknown>): void;
+    warn(msg: string, fields?: Record<string, unknown>): void;
+    error(msg: string, fields?: Record<string, unknown>): void;
+  };
+  /** The user's config for this plugin, validated against the manifest's `config` schema. */
+  config: Record<string, unknown>;
+}
+
+// ---------------------------------------------------------------- tools
+
+export interface ToolDef {
+  name: string;
+  description: string;
+  input: JsonSchema;
+}
+
+export interface ToolContext {
+  agentId: string;
+  sessionKey: string;
+  runId?: string;
+}
+
+export interface ToolResult {
+  /** Text for the model. */
+  content: string;
+  isError?: boolean;
+  /** Structured data for clients (not sent to the model). */
+  data?: unknown;
+}
+
+export interface ToolPlugin {
+  tools: (ToolDef & { run(input: unknown, ctx: ToolContext): Promise<ToolResult | string> })[];
+}
+
+// ---------------------------------------------------------------- providers
+
+export type ContentPart =
+  | { type: 'text'; text: string }
+  | { type: 'tool_call'; id: string; name: string; input: unknown }
+  | { type: 'tool_result'; toolCallId: string; content: string; isError?: boolean };
+
+export interface ChatMessage {
+  role: 'user' | 'assistant';
+  content: ContentPart[];
+}
+
+export interface ModelInfo {
+  id: string;
+  contextWindow: number;
+  maxTokens: number;
+  input?: ('text' | 'image')[];
+  /** USD per million tokens. */
+  price?: { input: number; output: number; cacheRead?: number; cacheWrite?: number };
+}
+
+export interface CompletionRequest {
+  model: string;
+  system?: string;
+  messages: ChatMessage[];
+  tools?: ToolDef[];
+  maxTokens?: number;
+  temperature?: number;
+}
+
+export interface Usage {
+  inputTokens: number;
+  outputTokens: number;
+  cacheReadTokens?: number;
+  cacheWriteTokens?: number;
+}
+
+export type CompletionEvent =
+  | { type: 'text'; delta: string }
+  | { type: 'tool_call_start'; id: string; name: string }
+  | { type: 'tool_call_delta'; id: string; partialJson: string };
+
+export interface CompletionResult {
+  /** The assistant message: text parts and tool calls, in order. */
+  message: ChatMessage;
+  stopReason: 'end' | 'tool_use' | 'max_tokens' | 'refusal';
+  usage: Usage;
+}
+
+/** How a provider failure is classified, so the agent knows whether to fall back. */
+export type ProviderErrorKind = 'rate_limit' | 'overloaded' | 'server' | 'timeout' | 'network' | 'auth' | 'bad_request' | 'aborted';
+
+export interface ProviderErrorInfo {
+  kind: ProviderErrorKind;
+  status?: number;
+  retryAfterMs?: number;
+  message: string;
+}
+
+export interface ProviderPlugin {
+  models(): Promise<ModelInfo[]> | ModelInfo[];
+  complete(request: CompletionRequest, onEvent: (event: CompletionEvent) => void): Promise<CompletionResult>;
+}
+
+// ---------------------------------------------------------------- channels
+
+/** The unified inbound envelope every channel publishes on `channel.inbound`. */
+export interface InboundMessage {
+  channel: string;
+  account?: string;
+  /** Where to reply: the DM peer or the group/channel id. */
+  chatId: string;
+  chatType: 'direct' | 'group' | 'thread';
+  threadId?: string;
+  sender: { id: string; name?: string; username?: string };
+  text: string;
+  media?: { kind: 'image' | 'audio' | 'video' | 'file'; ref: string; mime?: string; name?: string }[];
+  /** True when the bot was mentioned (or replied to) in a group. */
+  mentioned?: boolean;
+  replyTo?: string;
+  /** The platform's id for this message: the de-duplication key. */
+  platformMessageId: string;
+  ts?: number;
+}
+
+export interface OutboundMessage {
+  channel: string;
+  account?: string;
+  chatId: string;
+  threadId?: string;
+  text: string;
+  replyTo?: string;
+  media?: { kind: 'image' | 'audio' | 'video' | 'file'; ref: string; mime?: string; name?: string }[];
+  /** Stable per logical message: a redelivery carries the same key. */
+  idempotencyKey: string;
+}
+
+export interface ChannelCapabilities {
+  chunkLimit: number;
+  groups?: boolean;
+  threads?: boolean;
+  media?: boolean;
+  markdown?: 'none' | 'basic' | 'full';
+}
+
+export interface ChannelPlugin {
+  start(ctx: { config: Record<string, unknown> }): Promise<void>;
+  /** Send one chunk; return the platform id. Throw with `{retryable, retryAfterMs}` for transient failures. */
+  send(outbound: OutboundMessage): Promise<{ platformMessageId?: string }>;
+  stop(): Promise<void>;
+}
+
+// ---------------------------------------------------------------- memory
+
+export interface MemoryDoc {
+  id: string;
+  path: string;
+  text: string;
+  source?: 'memory' | 'daily' | 'session';
+}
+
+export interface MemoryHit {
+  id: string;
+  path: string;
+  startLine: number;
+  endLine: number;
+  snippet: string;
+  score: number;
+}
+
+export interface MemoryPlugin {
+  index(doc: MemoryDoc): Promise<{ chunks: number }>;
+  search(query: string, opts?: { k?: number }): Promise<MemoryHit[]>;
+  forget(id: string): Promise<void>;
+}
