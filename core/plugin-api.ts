@@ -37,6 +37,12 @@ export interface CapabilityApi {
     fetch(url: string, init?: FetchInit): Promise<FetchResult>;
     websocket(url: string, opts?: { headers?: Record<string, string> }): Promise<SocketEvents>;
     connect(host: string, port: number, opts?: { tls?: boolean }): Promise<SocketEvents>;
+    /**
+     * Worker runtime only: a WHATWG `fetch` (streaming `Response`) performed by the
+     * kernel under the same allowlist and secret substitution, so provider SDKs can
+     * take it as their `fetch` option and an `apiKey` of `{{secret:NAME}}`.
+     */
+    webFetch?: (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
   };
   fs: {
     read(path: string): Promise<string>;
