@@ -55,6 +55,25 @@ export function treeRss(rootPid: number): number {
   return total;
 }
 
+/**
+ * Proportional set size (bytes) of a process tree: shared pages (the node binary
+ * mapped by the gateway and its sandbox host) are split between the processes
+ * mapping them instead of being counted once per process as RSS does. Linux only;
+ * null elsewhere.
+ */
+export function treePss(rootPid: number): number | null {
+  let total = 0;
+  for (const pid of [rootPid, ...descendants(rootPid)]) {
+    try {
+      const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+      if (m) total += Number(m[1]) * 1024;
+    } catch {
+      return null;
+    }
+  }
+  return total;
+}
+
 function descendants(pid: number): number[] {
   try {
     const out = execFileSync('ps', ['-e', '-o', 'pid=,ppid=']).toString();
