@@ -8,5 +8,18 @@ if (major < 24) {
   );
   process.exit(1);
 }
+// V8's on-disk code cache roughly halves start-up time and lowers idle memory
+// from the second start on. It lives in a directory only this user can write:
+// a cache in a shared /tmp could be used to plant bytecode.
+try {
+  const { enableCompileCache } = await import('node:module');
+  const { homedir } = await import('node:os');
+  const { mkdirSync } = await import('node:fs');
+  const dir = process.env.CARAPACE_COMPILE_CACHE ?? `${process.env.XDG_CACHE_HOME ?? `${homedir()}/.cache`}/carapace/compile-cache`;
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  enableCompileCache(dir);
+} catch {
+  // no cache: slower start, same behaviour
+}
 const { main } = await import('./main.ts');
 process.exitCode = await main(process.argv.slice(2));
