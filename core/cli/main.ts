@@ -38,6 +38,7 @@ const VERBS: Record<string, VerbEntry> = {
   start: { summary: 'run the gateway in the foreground', load: () => import('./verbs/start.ts') },
   status: { summary: 'is the gateway up; plugins, channels, sessions, queue', load: () => import('./verbs/status.ts') },
   config: { summary: 'get, set or validate config.json', load: () => import('./verbs/config.ts') },
+  secrets: { summary: 'the encrypted secrets store: set NAME (value from stdin), list, remove', load: () => import('./verbs/secrets.ts') },
   doctor: { summary: 'audit this installation for risky settings; --fix repairs what is safe', load: () => import('./verbs/doctor.ts') },
 };
 

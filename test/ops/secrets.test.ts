@@ -1,0 +1,76 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tempHome } from '../helpers/home.ts';
+import { runCli } from '../helpers/cli.ts';
+import { openSecrets, resolveCredential } from '../../core/secrets/store.ts';
+import { ensureHome } from '../../core/home.ts';
+
+const VALUE = 'sk-test-7f3a9c1e5b2d4f6a8c0e';
+
+function grepTree(dir: string, needle: string): string[] {
+  const hits: string[] = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, entry.name);
+    if (entry.isDirectory()) hits.push(...grepTree(p, needle));
+    else if (readFileSync(p).includes(needle)) hits.push(p);
+  }
+  return hits;
+}
+
+test('secrets set reads the value from stdin, stores it encrypted, and list shows only names', async (t) => {
+  const home = tempHome();
+  t.after(home.cleanup);
+  const set = await runCli(['secrets', 'set', 'OPENAI_API_KEY'], { home: home.dir, input: VALUE + '\n' });
+  assert.equal(set.code, 0, set.stderr);
+  assert.doesNotMatch(set.stdout + set.stderr, new RegExp(VALUE));
+  const list = await runCli(['secrets', 'list', '--json'], { home: home.dir });
+  assert.deepEqual(JSON.parse(list.stdout), { secrets: ['OPENAI_API_KEY'] });
+  assert.deepEqual(grepTree(home.dir, VALUE), [], 'the value is nowhere in the state directory in clear');
+  assert.equal(statSync(home.paths.secrets).mode & 0o777, 0o600);
+  assert.equal(statSync(home.paths.secretsKey).mode & 0o777, 0o600);
+  assert.equal(openSecrets(home.paths).get('OPENAI_API_KEY'), VALUE);
+});
+
+test('a secret value is never accepted on the command line', async (t) => {
+  const home = tempHome();
+  t.after(home.cleanup);
+  const res = await runCli(['secrets', 'set', 'X', VALUE], { home: home.dir });
+  assert.equal(res.code, 2);
+  assert.match(res.stderr, /read from stdin/);
+});
+
+test('with CARAPACE_PASSPHRASE the store opens only with the same passphrase', (t) => {
+  const home = tempHome();
+  t.after(home.cleanup);
+  ensureHome(home.paths);
+  openSecrets(home.paths, { CARAPACE_PASSPHRASE: 'correct horse' }).set('TOKEN', VALUE);
+  assert.equal(openSecrets(home.paths, { CARAPACE_PASSPHRASE: 'correct horse' }).get('TOKEN'), VALUE);
+  assert.throws(() => openSecrets(home.paths, { CARAPACE_PASSPHRASE: 'wrong' }).get('TOKEN'), /wrong CARAPACE_PASSPHRASE/);
+  assert.throws(() => openSecrets(home.paths, {}).get('TOKEN'), /set CARAPACE_PASSPHRASE/);
+});
+
+test('a tampered secrets file is refused, not misread', (t) => {
+  const home = tempHome();
+  t.after(home.cleanup);
+  ensureHome(home.paths);
+  openSecrets(home.paths).set('A', VALUE);
+  const sealed = JSON.parse(readFileSync(home.paths.secrets, 'utf8'));
+  const box = Buffer.from(sealed.box, 'base64');
+  box[box.length - 1] ^= 1;
+  sealed.box = box.toString('base64');
+  writeFileSync(home.paths.secrets, JSON.stringify(sealed));
+  assert.throws(() => openSecrets(home.paths).get('A'), /cannot be opened/);
+});
+
+test('credentials in config resolve from the store or the environment, never from a literal', (t) => {
+  const home = tempHome();
+  t.after(home.cleanup);
+  ensureHome(home.paths);
+  const store = openSecrets(home.paths);
+  store.set('HOOK_CI', 'hook-secret-1');
+  assert.equal(resolveCredential({ secret: 'HOOK_CI' }, store), 'hook-secret-1');
+  assert.equal(resolveCredential('${MY_ENV}', store, { MY_ENV: 'from-env' }), 'from-env');
+  assert.equal(resolveCredential('literal-value', store), undefined);
+});
