@@ -40,6 +40,8 @@ const VERBS: Record<string, VerbEntry> = {
   config: { summary: 'get, set or validate config.json', load: () => import('./verbs/config.ts') },
   secrets: { summary: 'the encrypted secrets store: set NAME (value from stdin), list, remove', load: () => import('./verbs/secrets.ts') },
   doctor: { summary: 'audit this installation for risky settings; --fix repairs what is safe', load: () => import('./verbs/doctor.ts') },
+  cron: { summary: 'scheduled agent turns: list, add, remove, run', load: () => import('./verbs/cron.ts') },
+  approvals: { summary: 'pending tool approvals: list, approve, deny', load: () => import('./verbs/approvals.ts') },
 };
 
 const GLOBAL_OPTIONS: ParseArgsOptionsConfig = {

@@ -26,4 +26,62 @@ export const migrations: readonly Migration[] = [
     CREATE INDEX audit_session ON audit(session_key, seq);
     CREATE INDEX audit_ts ON audit(ts);`,
   },
+  {
+    // owner: core/approvals/approvals.ts
+    id: '0400-tools-approvals',
+    sql: `CREATE TABLE approvals (
+      id TEXT PRIMARY KEY,
+      tool TEXT NOT NULL,
+      input TEXT NOT NULL,
+      agent_id TEXT NOT NULL,
+      session_key TEXT NOT NULL,
+      run_id TEXT,
+      status TEXT NOT NULL CHECK (status IN ('pending','approved','denied','timeout')),
+      requested_at INTEGER NOT NULL,
+      expires_at INTEGER NOT NULL,
+      decided_at INTEGER,
+      decided_by TEXT
+    );
+    CREATE INDEX approvals_status ON approvals(status, requested_at);`,
+  },
+  {
+    // owner: core/scheduler/store.ts (cron_jobs and cron_runs)
+    id: '0401-tools-cron',
+    sql: `CREATE TABLE cron_jobs (
+      id TEXT PRIMARY KEY,
+      name TEXT,
+      agent_id TEXT NOT NULL,
+      kind TEXT NOT NULL CHECK (kind IN ('cron','at','every')),
+      expr TEXT,
+      tz TEXT,
+      at_ms INTEGER,
+      every_ms INTEGER,
+      message TEXT NOT NULL,
+      session_key TEXT,
+      deliver TEXT,
+      missed TEXT NOT NULL CHECK (missed IN ('run-once','skip')),
+      enabled INTEGER NOT NULL DEFAULT 1,
+      next_run_at INTEGER,
+      running_by TEXT,
+      running_since INTEGER,
+      last_run_at INTEGER,
+      last_status TEXT,
+      created_at INTEGER NOT NULL,
+      created_by TEXT NOT NULL
+    );
+    CREATE INDEX cron_jobs_due ON cron_jobs(enabled, next_run_at);
+    CREATE TABLE cron_runs (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      job_id TEXT NOT NULL,
+      scheduled_for INTEGER NOT NULL,
+      started_at INTEGER NOT NULL,
+      finished_at INTEGER,
+      status TEXT NOT NULL CHECK (status IN ('running','ok','error','skipped')),
+      reason TEXT,
+      output TEXT,
+      instance TEXT NOT NULL,
+      UNIQUE (job_id, scheduled_for)
+    );
+    CREATE INDEX cron_runs_job ON cron_runs(job_id, id);`,
+  },
 ];

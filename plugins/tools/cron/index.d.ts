@@ -1,0 +1,2 @@
+import type { ToolDef, ToolResult, ToolContext } from '../../../core/plugin-api.ts';
+export declare const tools: (ToolDef & { run(input: any, ctx: ToolContext): Promise<ToolResult> })[];
