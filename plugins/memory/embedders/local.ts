@@ -7,22 +7,27 @@
 import { l2normalize, type Embedder } from './types.ts';
 import { contentWords } from '../text.ts';
 
-export const LOCAL_EMBEDDER_VERSION = 'hash-ngram-v1';
+export const LOCAL_EMBEDDER_VERSION = 'hash-ngram-v2';
 
-// FNV-1a, 32 bit: fast, stable across runs and platforms.
-function fnv1a(s: string, seed = 0x811c9dc5): number {
-  let h = seed;
+// FNV-1a over the feature, then murmur3's finalizer: FNV's low bits are poorly mixed
+// (its lowest bit is just the parity of the input), and both bucket and sign come from bits.
+function hash32(s: string): number {
+  let h = 0x811c9dc5;
   for (let i = 0; i < s.length; i++) {
     h ^= s.charCodeAt(i);
     h = Math.imul(h, 0x01000193);
   }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
   return h >>> 0;
 }
 
 function add(v: Float32Array, feature: string, weight: number): void {
-  const h = fnv1a(feature);
-  const sign = fnv1a(feature, 0x9747b28c) & 1 ? 1 : -1;
-  v[h % v.length] += sign * weight;
+  const h = hash32(feature);
+  v[(h & 0x7fffffff) % v.length] += (h & 0x80000000 ? 1 : -1) * weight;
 }
 
 export function localVector(text: string, dims: number): Float32Array {
@@ -36,14 +41,14 @@ export function localVector(text: string, dims: number): Float32Array {
     const grams: string[] = [];
     for (const n of [3, 4]) for (let j = 0; j + n <= padded.length; j++) grams.push(padded.slice(j, j + n));
     // A long word must not outweigh a short one just by having more n-grams.
-    const gw = 0.8 / Math.sqrt(grams.length || 1);
+    const gw = 1.2 / Math.sqrt(grams.length || 1);
     for (const g of grams) add(v, 'c:' + g, gw);
   }
   return l2normalize(v);
 }
 
 export function createLocalEmbedder(opts: { dims?: number } = {}): Embedder {
-  const dims = opts.dims ?? 256;
+  const dims = opts.dims ?? 512;
   return {
     id: `local:${LOCAL_EMBEDDER_VERSION}:${dims}`,
     dims,
