@@ -588,10 +588,13 @@ export class MemoryIndex {
   }
 
   private async queryVector(query: string, warnings: string[]): Promise<Float32Array | null> {
-    if (!this.embedder || !hasVecTable(this.db)) return null;
-    if (getMeta(this.db, 'embedder') !== this.embedder.id) return null;
+    if (!this.embedder) return null;
     if (this.now() < this.embedDownUntil) {
       warnings.push(`embedding provider unavailable (${this.lastEmbedError}); results are from text search only`);
+      return null;
+    }
+    if (!hasVecTable(this.db) || getMeta(this.db, 'embedder') !== this.embedder.id) {
+      if (this.lastEmbedError) warnings.push(`no vectors yet (${this.lastEmbedError}); results are from text search only`);
       return null;
     }
     try {

@@ -26,6 +26,8 @@ export interface RankOptions {
   recency: { halfLifeDays: number; weight: number };
   mmrLambda: number;
   minScore: number;
+  /** Similarity at which a candidate counts as a copy of one already picked (default 0.85). */
+  dupThreshold?: number;
 }
 
 export interface Scored {
@@ -76,18 +78,27 @@ export function rankHybrid(cands: Candidate[], info: (id: number) => CandidateIn
   const top = pool[0]?.score || 1;
   const picked: (typeof pool)[number][] = [];
   const rest = [...pool];
+  const dupes: (typeof pool)[number][] = [];
   while (picked.length < o.k && rest.length) {
     let best = 0;
     let bestVal = -Infinity;
     for (let i = 0; i < rest.length; i++) {
       const redundancy = picked.length ? Math.max(...picked.map((p) => sim(rest[i], p))) : 0;
+      // A near-copy of a picked passage (the same note pasted into several days) is
+      // held back entirely; it only comes back if nothing else is left.
+      if (redundancy >= (o.dupThreshold ?? 0.85)) {
+        dupes.push(rest.splice(i--, 1)[0]);
+        continue;
+      }
       const val = o.mmrLambda * (rest[i].score / top) - (1 - o.mmrLambda) * redundancy;
       if (val > bestVal) {
         bestVal = val;
         best = i;
       }
     }
+    if (bestVal === -Infinity) break;
     picked.push(rest.splice(best, 1)[0]);
   }
+  while (picked.length < o.k && dupes.length) picked.push(dupes.shift()!);
   return picked.map(({ id, score, vector, textNorm }) => ({ id, score, vector, textNorm }));
 }
