@@ -10,6 +10,7 @@ import {
   SCHEMA_VERSION, type Db, type OpenOutcome,
 } from './store.ts';
 import type { Embedder } from './embedders/types.ts';
+import type { Statement } from 'better-sqlite3';
 import { rankHybrid, type Candidate, type RankOptions } from './rank.ts';
 import { ftsQuery } from './text.ts';
 
@@ -228,6 +229,7 @@ export class MemoryIndex {
     if (fullBuild) {
       if (getMeta(this.db, 'state') !== undefined || force) {
         clearIndex(this.db);
+        this.stmts.clear();
         this.log?.warn('rebuilding the memory index', { reason });
       }
       if (reason !== 'no index yet') report.rebuilt = reason!;
@@ -304,6 +306,7 @@ export class MemoryIndex {
     this.db.transaction(() => {
       if (was !== undefined) {
         dropVecTable(this.db);
+        this.stmts.clear();
         this.db.exec('UPDATE chunks SET embedded = 0');
         setMeta(this.db, 'dims', null);
         report.reembedded = { from: was, to: this.embedder!.id };
@@ -416,6 +419,7 @@ export class MemoryIndex {
     if (!hasVecTable(this.db) || dims !== v.length) {
       // First vector, or the model started answering with another size: start the vector side over.
       dropVecTable(this.db);
+      this.stmts.clear();
       this.db.exec('UPDATE chunks SET embedded = 0');
       createVecTable(this.db, v.length);
       setMeta(this.db, 'dims', v.length);
@@ -501,6 +505,14 @@ export class MemoryIndex {
 
   // ------------------------------------------------------------------ searching
 
+  private stmts = new Map<string, Statement<unknown[], unknown>>();
+  /** Prepared once per connection; dropped when the schema changes (vec table recreated). */
+  private stmt(sql: string): Statement<unknown[], unknown> {
+    let st = this.stmts.get(sql);
+    if (!st) this.stmts.set(sql, (st = this.db.prepare(sql)));
+    return st;
+  }
+
   async search(query: string, opts: { k?: number; minScore?: number; sources?: Source[] } = {}): Promise<SearchResult> {
     if (this.dirty || getMeta(this.db, 'state') !== 'complete') await this.sync();
     return this.serial(() => this.doSearch(query, opts));
@@ -520,7 +532,7 @@ export class MemoryIndex {
     const match = ftsQuery(query);
     const bm25 = 'bm25(chunks_fts, 0.5, 1.0)';
     if (match) {
-      for (const r of this.db.prepare(`SELECT rowid AS id, -${bm25} AS s FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY ${bm25} LIMIT ?`).all(match, pool) as { id: number; s: number }[]) {
+      for (const r of this.stmt(`SELECT rowid AS id, -${bm25} AS s FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY ${bm25} LIMIT ?`).all(match, pool) as { id: number; s: number }[]) {
         candidate(r.id).text = Math.max(r.s, 0);
       }
     }
@@ -529,22 +541,20 @@ export class MemoryIndex {
     const qv = await this.queryVector(query, warnings);
     if (qv) {
       mode = 'hybrid';
-      for (const r of this.db.prepare('SELECT rowid AS id, distance FROM chunks_vec WHERE embedding MATCH ? AND k = ?').all(vecBlob(qv), pool) as { id: number; distance: number }[]) {
+      for (const r of this.stmt('SELECT rowid AS id, distance FROM chunks_vec WHERE embedding MATCH ? AND k = ?').all(vecBlob(qv), pool) as { id: number; distance: number }[]) {
         candidate(r.id).vector = Math.max(0, 1 - r.distance);
       }
-      // Exact scores for candidates only one side found, so every candidate is ranked on both.
-      const textOnly = [...cand.values()].filter((c) => c.vector === null).map((c) => c.id);
-      if (textOnly.length) {
-        const rows = this.db.prepare(`SELECT rowid AS id, vec_distance_cosine(embedding, ?) AS d FROM chunks_vec WHERE rowid IN (${textOnly.map(() => '?').join(',')})`)
-          .all(vecBlob(qv), ...textOnly) as { id: number; d: number }[];
-        for (const r of rows) candidate(r.id).vector = Math.max(0, 1 - r.d);
+      // Exact cosine for candidates only BM25 found (point lookups: vec0 scans on rowid IN).
+      const byRowid = this.stmt('SELECT vec_distance_cosine(embedding, ?) AS d FROM chunks_vec WHERE rowid = ?').pluck();
+      const qb = vecBlob(qv);
+      for (const c of cand.values()) {
+        if (c.vector !== null) continue;
+        const d = byRowid.get(qb, BigInt(c.id)) as number | undefined;
+        if (d !== undefined) c.vector = Math.max(0, 1 - d);
       }
-      const vecOnly = [...cand.values()].filter((c) => c.text === 0).map((c) => c.id);
-      if (match && vecOnly.length) {
-        const rows = this.db.prepare(`SELECT rowid AS id, -${bm25} AS s FROM chunks_fts WHERE chunks_fts MATCH ? AND rowid IN (${vecOnly.map(() => '?').join(',')})`)
-          .all(match, ...vecOnly) as { id: number; s: number }[];
-        for (const r of rows) candidate(r.id).text = Math.max(r.s, 0);
-      }
+      // Candidates only the vectors found keep text 0: when BM25 returned fewer than
+      // `pool` rows that is exact (they do not match); otherwise they rank below the
+      // pool's last BM25 score, and scoring them exactly would cost a scan per query.
     }
     if (cand.size === 0) return { hits: [], mode, warnings };
 
