@@ -42,6 +42,7 @@ const VERBS: Record<string, VerbEntry> = {
   doctor: { summary: 'audit this installation for risky settings; --fix repairs what is safe', load: () => import('./verbs/doctor.ts') },
   cron: { summary: 'scheduled agent turns: list, add, remove, run', load: () => import('./verbs/cron.ts') },
   approvals: { summary: 'pending tool approvals: list, approve, deny', load: () => import('./verbs/approvals.ts') },
+  memory: { summary: 'the long-term memory index: status, index, search', load: () => import('./verbs/memory.ts') },
 };
 
 const GLOBAL_OPTIONS: ParseArgsOptionsConfig = {
