@@ -162,7 +162,14 @@ export async function runAgent(spec: RunSpec, deps: LoopDeps): Promise<RunResult
       });
       account(ref, info, result.usage);
 
-      const content: ContentPart[] = result.message.content.map((p) => (p.type === 'tool_call' ? { ...p, name: wireToName.get(p.name) ?? p.name } : p));
+      const oversized = new Map<string, number>();
+      const content: ContentPart[] = result.message.content.map((p) => {
+        if (p.type !== 'tool_call') return p;
+        const size = Buffer.byteLength(typeof p.input === 'string' ? p.input : JSON.stringify(p.input ?? {}));
+        // Refused arguments are not kept: they would be re-sent on every later turn.
+        if (size > deps.limits.maxToolArgBytes) oversized.set(p.id, size);
+        return { ...p, name: wireToName.get(p.name) ?? p.name, ...(size > deps.limits.maxToolArgBytes ? { input: { omitted: `${size} bytes of arguments were refused` } } : {}) };
+      });
       append({ role: 'assistant', content });
       const calls = content.filter((p): p is Extract<ContentPart, { type: 'tool_call' }> => p.type === 'tool_call');
       if (calls.length === 0) {
@@ -176,7 +183,7 @@ export async function runAgent(spec: RunSpec, deps: LoopDeps): Promise<RunResult
       let stop: StopRun | null = null;
       if (budgetUsed > tokensPerRun) stop = new StopRun('token_budget', `Stopped: this run used ${budgetUsed} tokens, over its budget of ${tokensPerRun} tokens per run (budget.tokensPerRun).`);
       else if (spentToday() >= usdPerDay) stop = usdStop();
-      const results = stop ? calls.map((c) => notRun(c.id, stop!.message)) : await runTools(calls, spec, deps, approvalNeeded, wireToName);
+      const results = stop ? calls.map((c) => notRun(c.id, stop!.message)) : await runTools(calls, spec, deps, approvalNeeded, wireToName, oversized);
       append({ role: 'user', content: results });
       if (spec.signal.aborted) throw new RunAbortedError();
       if (stop) throw stop;
@@ -257,6 +264,7 @@ async function runTools(
   deps: LoopDeps,
   approvalNeeded: Set<string>,
   wireToName: Map<string, string>,
+  oversized: Map<string, number>,
 ): Promise<ContentPart[]> {
   const offered = new Set(wireToName.values());
   const results: ContentPart[] = [];
@@ -266,7 +274,10 @@ async function runTools(
       continue;
     }
     spec.emit('tool', { phase: 'start', toolCallId: call.id, name: call.name, input: call.input });
-    const r = await runOne(call, spec, deps, approvalNeeded.has(call.name), offered);
+    const size = oversized.get(call.id);
+    const r = size !== undefined
+      ? { content: `The arguments for ${call.name} are ${size} bytes, over the limit of ${deps.limits.maxToolArgBytes} bytes. Send smaller input.`, isError: true }
+      : await runOne(call, spec, deps, approvalNeeded.has(call.name), offered);
     const content = r.content.length > deps.limits.maxToolResultChars ? r.content.slice(0, deps.limits.maxToolResultChars) + `\n[... output truncated: ${r.content.length} characters, the first ${deps.limits.maxToolResultChars} are shown]` : r.content;
     spec.emit('tool', { phase: 'end', toolCallId: call.id, name: call.name, isError: r.isError === true, content: content.slice(0, 2000) });
     results.push({ type: 'tool_result', toolCallId: call.id, content, ...(r.isError ? { isError: true } : {}) });
