@@ -78,7 +78,6 @@ export async function runAgent(spec: RunSpec, deps: LoopDeps): Promise<RunResult
   let lastModel: string | null = null;
   const append = (m: ChatMessage) => store.append(spec.sessionKey, spec.sessionId, spec.runId, m, deps.now());
 
-  store.startRun(spec.runId, spec.sessionKey, spec.sessionId, spec.agentId, deps.now());
   spec.emit('lifecycle', { phase: 'start', agentId: spec.agentId, model: refString(spec.chain[0]) });
 
   const account = (ref: ModelRef, info: ModelInfo, usage: Usage) => {
@@ -120,7 +119,10 @@ export async function runAgent(spec: RunSpec, deps: LoopDeps): Promise<RunResult
   let text = '';
   let error: string | null = null;
   try {
-    append({ role: 'user', content: [{ type: 'text', text: spec.text }] });
+    store.atomically(() => {
+      store.startRun(spec.runId, spec.sessionKey, spec.sessionId, spec.agentId, deps.now());
+      append({ role: 'user', content: [{ type: 'text', text: spec.text }] });
+    });
     if (spentToday() >= usdPerDay) throw usdStop();
     for (const def of await deps.tools.list(spec.agentId)) offer(def);
     if (spec.skills.some((sk) => sk.eligible)) offer(SKILL_READ_TOOL);
@@ -160,7 +162,6 @@ export async function runAgent(spec: RunSpec, deps: LoopDeps): Promise<RunResult
           if (e.type === 'text') spec.emit('assistant', { delta: e.delta });
         },
       });
-      account(ref, info, result.usage);
 
       const oversized = new Map<string, number>();
       const content: ContentPart[] = result.message.content.map((p) => {
@@ -170,7 +171,10 @@ export async function runAgent(spec: RunSpec, deps: LoopDeps): Promise<RunResult
         if (size > deps.limits.maxToolArgBytes) oversized.set(p.id, size);
         return { ...p, name: wireToName.get(p.name) ?? p.name, ...(size > deps.limits.maxToolArgBytes ? { input: { omitted: `${size} bytes of arguments were refused` } } : {}) };
       });
-      append({ role: 'assistant', content });
+      store.atomically(() => {
+        account(ref, info, result.usage);
+        append({ role: 'assistant', content });
+      });
       const calls = content.filter((p): p is Extract<ContentPart, { type: 'tool_call' }> => p.type === 'tool_call');
       if (calls.length === 0) {
         text = textOf(content);
@@ -213,7 +217,7 @@ export async function runAgent(spec: RunSpec, deps: LoopDeps): Promise<RunResult
       deps.log.error('agent run failed', { runId: spec.runId, sessionKey: spec.sessionKey, err });
     }
   }
-  store.endRun(spec.runId, status, reason, error, deps.now());
+  store.endRun(spec.runId, spec.sessionKey, status, reason, error, deps.now());
   const run: RunResult = { runId: spec.runId, sessionKey: spec.sessionKey, status, text, reason, steps, usage: total, costUsd: cost, model: lastModel };
   spec.emit('lifecycle', { phase: 'end', status, reason, text, steps, usage: total, costUsd: cost, model: lastModel });
   return run;

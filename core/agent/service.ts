@@ -180,7 +180,6 @@ export function createAgentService(ctx: KernelContext, deps: AgentServiceDeps): 
                   workspaceSection: (dir) => workspace.section(dir),
                 },
               );
-          store.touch(sessionKey, ctx.clock.now());
           running.delete(runId);
           resolve(result);
         }

@@ -76,6 +76,10 @@ export function createAgentStore(db: Db) {
   });
 
   return {
+    /** Run several writes as one transaction: one fsync instead of several per step. */
+    atomically<T>(fn: () => T): T {
+      return db.transaction(fn)();
+    },
     /**
      * The session for a key, created on first use. When it has been idle longer than
      * `idleResetMs` it starts over with a fresh transcript (the old one stays in history).
@@ -129,9 +133,11 @@ export function createAgentStore(db: Db) {
     recordStep(runId: string, model: string, usage: Usage, costUsd: number): void {
       q.step.run(model, usage.inputTokens, usage.outputTokens, usage.cacheReadTokens ?? 0, usage.cacheWriteTokens ?? 0, costUsd, runId);
     },
-    endRun(runId: string, status: string, stopReason: string, error: string | null, now: number): void {
+    /** Close a run and mark its session active, in one transaction. */
+    endRun: db.transaction((runId: string, sessionKey: string, status: string, stopReason: string, error: string | null, now: number): void => {
       q.endRun.run(status, stopReason, error, now, runId);
-    },
+      q.touch.run(now, sessionKey);
+    }),
     getRun(runId: string): RunRow | null {
       const r = q.getRun.get(runId) as Record<string, unknown> | undefined;
       if (!r) return null;
