@@ -84,4 +84,47 @@ export const migrations: readonly Migration[] = [
     );
     CREATE INDEX cron_runs_job ON cron_runs(job_id, id);`,
   },
+  {
+    // owner: core/agent/store.ts (sessions, transcripts, runs with usage and cost)
+    id: '0300-agent-sessions',
+    sql: `CREATE TABLE agent_sessions (
+      session_key TEXT PRIMARY KEY,
+      agent_id TEXT NOT NULL,
+      session_id TEXT NOT NULL,
+      created_at INTEGER NOT NULL,
+      updated_at INTEGER NOT NULL,
+      summary TEXT
+    );
+    CREATE TABLE agent_messages (
+      id INTEGER PRIMARY KEY,
+      session_id TEXT NOT NULL,
+      session_key TEXT NOT NULL,
+      run_id TEXT,
+      role TEXT NOT NULL,
+      content TEXT NOT NULL,
+      compacted INTEGER NOT NULL DEFAULT 0,
+      created_at INTEGER NOT NULL
+    );
+    CREATE INDEX agent_messages_session ON agent_messages(session_id, compacted, id);
+    CREATE INDEX agent_messages_key ON agent_messages(session_key, id);
+    CREATE TABLE agent_runs (
+      run_id TEXT PRIMARY KEY,
+      session_key TEXT NOT NULL,
+      session_id TEXT NOT NULL,
+      agent_id TEXT NOT NULL,
+      started_at INTEGER NOT NULL,
+      ended_at INTEGER,
+      status TEXT NOT NULL,
+      stop_reason TEXT,
+      model TEXT,
+      steps INTEGER NOT NULL DEFAULT 0,
+      input_tokens INTEGER NOT NULL DEFAULT 0,
+      output_tokens INTEGER NOT NULL DEFAULT 0,
+      cache_read_tokens INTEGER NOT NULL DEFAULT 0,
+      cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+      cost_usd REAL NOT NULL DEFAULT 0,
+      error TEXT
+    );
+    CREATE INDEX agent_runs_agent_started ON agent_runs(agent_id, started_at);`,
+  },
 ];
