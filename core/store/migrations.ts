@@ -26,4 +26,15 @@ export const migrations: readonly Migration[] = [
     CREATE INDEX audit_session ON audit(session_key, seq);
     CREATE INDEX audit_ts ON audit(ts);`,
   },
+  {
+    // owner: core/plugins/kv.ts — each plugin's own key-value rows (carapace.kv)
+    id: '0200-plugins-kv',
+    sql: `CREATE TABLE plugin_kv (
+      plugin_id TEXT NOT NULL,
+      key TEXT NOT NULL,
+      value TEXT NOT NULL,
+      updated_at INTEGER NOT NULL,
+      PRIMARY KEY (plugin_id, key)
+    ) WITHOUT ROWID;`,
+  },
 ];
