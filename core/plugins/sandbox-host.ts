@@ -47,7 +47,7 @@ const sandboxes = new Map<string, Sandbox>();
 let nextCid = 1;
 
 function send(msg: FromSandbox): void {
-  process.send?.(msg);
+  if (process.connected) process.send?.(msg);
 }
 
 function kill(sb: Sandbox, reason: string): void {
