@@ -25,7 +25,7 @@ export function inspectFolder(paths: HomePaths, dir: string, opts: InstallOption
   const verified = verifyPlugin(text, dir, {
     trust: store,
     source: 'installed',
-    granted: requested, // the user is being asked for exactly these
+    granted: requested.filter((p) => p !== 'worker'), // the user is being asked for these; the worker runtime needs its own allow
     allowWorker: opts.allowWorker,
     ignoreFiles: ['plugin.json'],
     installedVersion: previous?.version,

@@ -47,7 +47,7 @@ const sandboxes = new Map<string, Sandbox>();
 let nextCid = 1;
 
 function send(msg: FromSandbox): void {
-  if (process.connected) process.send?.(msg);
+  if (process.connected) process.send?.(msg, undefined, undefined, () => {}); // a closing pipe is not an error here
 }
 
 function kill(sb: Sandbox, reason: string): void {
