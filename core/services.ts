@@ -5,4 +5,13 @@ import type { ServiceFactory } from './kernel.ts';
  * entry is loaded lazily so that nothing `/healthz` does not need is imported
  * before the gateway listens.
  */
-export const serviceFactories: ServiceFactory[] = [];
+export const serviceFactories: ServiceFactory[] = [
+  // plugins: verifies manifests at construction; isolates start on first use.
+  async (ctx, registry) => {
+    const { createPluginHost } = await import('./plugins/host.ts');
+    const bus = registry.find<import('./kernel.ts').Service & { broker?: import('./bus/types.ts').Broker }>('bus');
+    const host = createPluginHost(ctx, { broker: bus?.broker });
+    host.discover();
+    return host;
+  },
+];

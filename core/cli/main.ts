@@ -39,6 +39,7 @@ const VERBS: Record<string, VerbEntry> = {
   status: { summary: 'is the gateway up; plugins, channels, sessions, queue', load: () => import('./verbs/status.ts') },
   config: { summary: 'get, set or validate config.json', load: () => import('./verbs/config.ts') },
   secrets: { summary: 'the encrypted secrets store: set NAME (value from stdin), list, remove', load: () => import('./verbs/secrets.ts') },
+  plugins: { summary: 'list, install, remove, verify plugins; grant permissions', load: () => import('./verbs/plugins.ts') },
   doctor: { summary: 'audit this installation for risky settings; --fix repairs what is safe', load: () => import('./verbs/doctor.ts') },
   cron: { summary: 'scheduled agent turns: list, add, remove, run', load: () => import('./verbs/cron.ts') },
   approvals: { summary: 'pending tool approvals: list, approve, deny', load: () => import('./verbs/approvals.ts') },

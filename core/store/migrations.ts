@@ -127,4 +127,15 @@ export const migrations: readonly Migration[] = [
     );
     CREATE INDEX agent_runs_agent_started ON agent_runs(agent_id, started_at);`,
   },
+  {
+    // owner: core/plugins/kv.ts — each plugin's own key-value rows (carapace.kv)
+    id: '0200-plugins-kv',
+    sql: `CREATE TABLE plugin_kv (
+      plugin_id TEXT NOT NULL,
+      key TEXT NOT NULL,
+      value TEXT NOT NULL,
+      updated_at INTEGER NOT NULL,
+      PRIMARY KEY (plugin_id, key)
+    ) WITHOUT ROWID;`,
+  },
 ];

@@ -1,0 +1,456 @@
+// The plugin host service (`plugins`): discovers bundled and installed plugins,
+// verifies each (manifest.ts), starts it in its runtime when first needed,
+// restarts it with exponential backoff when it dies, and opens its circuit after
+// repeated failures. Every load, refusal, crash, restart and grant is audited.
+//
+// Start-up stays fast: at start only manifests are verified (hashing a few small
+// files); the sandbox host process and each isolate are created on first use —
+// a tool call, a provider completion — except channel plugins, which must listen
+// for inbound messages and are started in the background after the gateway is up.
+
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Ajv, type ValidateFunction } from 'ajv';
+import { CarapaceError } from '../errors.ts';
+import type { KernelContext, Service } from '../kernel.ts';
+import type { Logger } from '../log/logger.ts';
+import type { AuditLog } from '../audit.ts';
+import type { Db } from '../store/db.ts';
+import type { HomePaths } from '../home.ts';
+import type { Broker } from '../bus/types.ts';
+import type { ToolContext, ToolResult, CompletionRequest, CompletionResult, CompletionEvent, OutboundMessage, ModelInfo, ToolDef } from '../plugin-api.ts';
+import { envSecrets, type SecretsSource } from '../secrets/source.ts';
+import { loadTrustStore, PluginRefusedError, validatePluginConfig, verifyPlugin, type TrustStore, type VerifiedPlugin, REPO_ROOT, type PluginKind } from './manifest.ts';
+import { bundledPlugins, installedPlugins, pluginHome, type PluginLocation } from './installed.ts';
+import { makeGrant } from './grant.ts';
+import { createHostFunctions, type HostFunctions } from './host-functions.ts';
+import { CapabilityDenied } from './capabilities.ts';
+import { createPluginKv } from './kv.ts';
+import { SandboxHost } from './isolate-runtime.ts';
+import { PluginCallError, type LoadSpec, type PluginInstance } from './runtime.ts';
+import { redactString } from '../log/redact.ts';
+import { secretValues } from '../secrets/known.ts';
+import type { NetOptions } from './net.ts';
+
+export type PluginState = 'stopped' | 'starting' | 'running' | 'backoff' | 'open' | 'refused' | 'disabled';
+
+export interface PluginStatus {
+  id: string;
+  kind?: PluginKind;
+  runtime?: string;
+  version?: string;
+  source: 'bundled' | 'installed';
+  state: PluginState;
+  restarts: number;
+  failures: number;
+  lastError?: string;
+  refusal?: string;
+}
+
+export interface BackoffPolicy {
+  baseMs: number;
+  maxMs: number;
+  /** Failures within `windowMs` that open the circuit. */
+  circuitAfter: number;
+  windowMs: number;
+}
+
+const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 500, maxMs: 60_000, circuitAfter: 5, windowMs: 10 * 60_000 };
+const DEFAULT_LIMITS = { memoryMb: 64, callTimeoutMs: 5000, maxResponseBytes: 5 * 1024 * 1024, maxPendingCalls: 64 };
+
+export interface PluginHostDeps {
+  paths: HomePaths;
+  log: Logger;
+  audit: AuditLog;
+  db: Db;
+  /** The user's `plugins` config section, read on each start of a plugin. */
+  pluginConfig: () => Record<string, { enabled?: boolean; config?: Record<string, unknown>; grant?: { deny?: string[] } }>;
+  broker?: Broker;
+  secrets?: SecretsSource;
+  /** Where manifests/ and plugins/ of the bundled plugins are (the repo root). */
+  bundledRoot?: string | null;
+  backoff?: Partial<BackoffPolicy>;
+  resolve?: NetOptions['resolve'];
+  /** Runtime for `worker` plugins (worker-runtime.ts); loaded lazily when absent. */
+  loadWorker?: (spec: LoadSpec, host: HostFunctions) => Promise<PluginInstance>;
+}
+
+interface Entry {
+  loc: PluginLocation;
+  verified: VerifiedPlugin | null;
+  refusal: PluginRefusedError | null;
+  state: PluginState;
+  instance: PluginInstance | null;
+  hostFns: HostFunctions | null;
+  starting: Promise<PluginInstance> | null;
+  restarts: number;
+  failureTimes: number[];
+  lastError?: string;
+  timer: NodeJS.Timeout | null;
+  inputValidators: Map<string, ValidateFunction>;
+}
+
+const toolAjv = new Ajv({ strict: false, allErrors: false });
+
+function scrub(text: string): string {
+  return redactString(text, secretValues());
+}
+
+export class PluginHost implements Service {
+  readonly name = 'plugins';
+  readonly #deps: PluginHostDeps;
+  readonly #backoff: BackoffPolicy;
+  readonly #entries = new Map<string, Entry>();
+  readonly #tools = new Map<string, { pluginId: string; def: ToolDef }>();
+  #sandbox: SandboxHost | null = null;
+  #trust: TrustStore | null = null;
+  #stopped = false;
+
+  constructor(deps: PluginHostDeps) {
+    this.#deps = deps;
+    this.#backoff = { ...DEFAULT_BACKOFF, ...deps.backoff };
+  }
+
+  /** Verify every plugin on disk; refusals are recorded, audited and logged, never thrown. */
+  discover(): void {
+    const { store, problems } = loadTrustStore(this.#deps.paths.trustDir);
+    this.#trust = store;
+    for (const p of problems) this.#deps.log.warn('ignored trust file', { problem: p });
+    const locations = [...(this.#deps.bundledRoot === null ? [] : bundledPlugins(this.#deps.bundledRoot ?? REPO_ROOT)), ...installedPlugins(this.#deps.paths.pluginsDir)];
+    for (const loc of locations) {
+      if (this.#entries.has(loc.id)) {
+        this.#deps.log.warn('plugin id already taken; skipping', { plugin: loc.id, source: loc.source });
+        continue;
+      }
+      this.#entries.set(loc.id, this.#verify(loc));
+    }
+    this.#indexTools();
+  }
+
+  #verify(loc: PluginLocation): Entry {
+    const entry: Entry = { loc, verified: null, refusal: null, state: 'stopped', instance: null, hostFns: null, starting: null, restarts: 0, failureTimes: [], timer: null, inputValidators: new Map() };
+    try {
+      let text: string;
+      try {
+        text = readFileSync(loc.manifestFile, 'utf8');
+      } catch (err) {
+        throw new PluginRefusedError('unreadable', `plugin ${loc.id}: cannot read ${loc.manifestFile}: ${(err as Error).message}`, { pluginId: loc.id });
+      }
+      const v = verifyPlugin(text, loc.dir, {
+        trust: this.#trust!,
+        source: loc.source,
+        granted: loc.record?.granted,
+        allowWorker: loc.record?.allowWorker,
+        ignoreFiles: loc.ignore,
+      });
+      if (v.manifest.id !== loc.id) throw new PluginRefusedError('schema', `plugin folder ${loc.id} holds a manifest for ${v.manifest.id}`, { pluginId: loc.id, pointer: '/id' });
+      if (loc.source === 'bundled' && !v.key.firstParty) throw new PluginRefusedError('unknown-key', `bundled plugin ${loc.id} is not signed by the first-party key`, { pluginId: loc.id });
+      entry.verified = v;
+      if (this.#deps.pluginConfig()[loc.id]?.enabled === false) entry.state = 'disabled';
+    } catch (err) {
+      if (!(err instanceof PluginRefusedError)) throw err;
+      entry.refusal = err;
+      entry.state = 'refused';
+      this.#deps.log.error('plugin refused', { plugin: loc.id, reason: err.reason, error: err.message });
+      this.#deps.audit.append({ actor: 'kernel:plugins', action: 'plugin.refused', target: loc.id, data: { reason: err.reason, message: err.message, pointer: err.pointer ?? null } });
+    }
+    return entry;
+  }
+
+  #indexTools(): void {
+    this.#tools.clear();
+    for (const [id, e] of this.#entries) {
+      if (!e.verified || e.state === 'disabled' || e.verified.manifest.kind !== 'tool') continue;
+      for (const def of e.verified.manifest.provides?.tools ?? []) {
+        if (this.#tools.has(def.name)) {
+          this.#deps.log.warn('tool name already provided by another plugin; skipping', { tool: def.name, plugin: id, by: this.#tools.get(def.name)!.pluginId });
+          continue;
+        }
+        this.#tools.set(def.name, { pluginId: id, def });
+      }
+    }
+  }
+
+  async start(): Promise<void> {
+    if (this.#entries.size === 0) this.discover();
+    for (const [id, e] of this.#entries) {
+      if (e.verified?.manifest.kind === 'channel' && e.state === 'stopped') {
+        this.#ensure(id).catch((err) => this.#deps.log.error('channel plugin failed to start', { plugin: id, error: scrub((err as Error).message) }));
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await Promise.all([...this.#entries.keys()].map((id) => this.#halt(id, 'stopped')));
+    await this.#sandbox?.close();
+    this.#sandbox = null;
+  }
+
+  status(): { plugins: PluginStatus[] } {
+    return { plugins: this.list() };
+  }
+
+  list(): PluginStatus[] {
+    return [...this.#entries.values()].map((e) => ({
+      id: e.loc.id,
+      kind: e.verified?.manifest.kind,
+      runtime: e.verified ? (e.verified.manifest.runtime ?? 'isolate') : undefined,
+      version: e.verified?.manifest.version,
+      source: e.loc.source,
+      state: e.state,
+      restarts: e.restarts,
+      failures: e.failureTimes.length,
+      ...(e.lastError ? { lastError: e.lastError } : {}),
+      ...(e.refusal ? { refusal: e.refusal.reason, lastError: e.refusal.message } : {}),
+    }));
+  }
+
+  /** The sandbox host child process id (for tests and `status`). */
+  get sandboxPid(): number | undefined {
+    return this.#sandbox?.pid;
+  }
+
+  // ------------------------------------------------------------ running plugins
+
+  #entry(id: string): Entry {
+    const e = this.#entries.get(id);
+    if (!e) throw new CarapaceError('NOT_FOUND', `no plugin ${id}`);
+    return e;
+  }
+
+  async #ensure(id: string): Promise<PluginInstance> {
+    const e = this.#entry(id);
+    if (e.instance) return e.instance;
+    if (e.starting) return e.starting;
+    if (this.#stopped) throw new CarapaceError('UNAVAILABLE', 'the plugin host is stopping');
+    if (e.state === 'refused') throw new CarapaceError('UNAVAILABLE', `plugin ${id} was refused: ${e.refusal!.message}`);
+    if (e.state === 'disabled') throw new CarapaceError('UNAVAILABLE', `plugin ${id} is disabled in config`);
+    if (e.state === 'open') throw new CarapaceError('UNAVAILABLE', `plugin ${id} failed repeatedly and is switched off (circuit open): ${e.lastError ?? ''}`);
+    if (e.state === 'backoff') throw new CarapaceError('UNAVAILABLE', `plugin ${id} is restarting after a failure: ${e.lastError ?? ''}`);
+    e.state = 'starting';
+    e.starting = this.#launch(id, e).then(
+      (inst) => {
+        e.starting = null;
+        e.instance = inst;
+        e.state = 'running';
+        return inst;
+      },
+      (err) => {
+        e.starting = null;
+        if (err instanceof PluginRefusedError) {
+          e.state = 'refused';
+          e.refusal = err;
+          this.#deps.audit.append({ actor: 'kernel:plugins', action: 'plugin.refused', target: id, data: { reason: err.reason, message: err.message } });
+          throw new CarapaceError('UNAVAILABLE', err.message);
+        }
+        this.#failed(id, `failed to start: ${scrub((err as Error).message)}`);
+        throw new CarapaceError('UNAVAILABLE', `plugin ${id} failed to start: ${scrub((err as Error).message)}`);
+      },
+    );
+    return e.starting;
+  }
+
+  async #launch(id: string, e: Entry): Promise<PluginInstance> {
+    const v = e.verified!;
+    const m = v.manifest;
+    const userCfg = this.#deps.pluginConfig()[id] ?? {};
+    const config = validatePluginConfig(m, userCfg.config ?? {});
+    const grant = makeGrant(id, v.granted, userCfg.grant?.deny ?? [], {
+      WORKSPACE: this.#deps.paths.workspace,
+      PLUGIN_DATA: join(pluginHome(this.#deps.paths.pluginsDir, id), 'data'),
+    });
+    const limits = { ...DEFAULT_LIMITS, ...m.limits };
+    const log = this.#deps.log.child({ plugin: id });
+    let instance: PluginInstance | null = null;
+    const allow = grant.allow;
+    const bus = this.#deps.broker?.port(`plugin:${id}`, { publish: allow.bus?.publish ?? [], subscribe: allow.bus?.subscribe ?? [] });
+    const hostFns = createHostFunctions({
+      grant,
+      secrets: this.#deps.secrets ?? envSecrets(),
+      kv: createPluginKv(this.#deps.db, id),
+      bus,
+      log,
+      limits: { maxResponseBytes: limits.maxResponseBytes, callTimeoutMs: limits.callTimeoutMs },
+      deliver: (kind, handlerId, payload) => instance?.deliver(kind, handlerId, payload),
+      resolve: this.#deps.resolve,
+    });
+    const spec: LoadSpec = {
+      id,
+      runtime: m.runtime ?? 'isolate',
+      entry: m.entry,
+      files: v.files,
+      dir: v.dir,
+      memoryMb: limits.memoryMb,
+      callTimeoutMs: limits.callTimeoutMs,
+      cpuMsPerCall: limits.cpuMsPerCall ?? limits.callTimeoutMs,
+      maxPending: limits.maxPendingCalls,
+      config,
+    };
+    // Every refusal of a capability is logged with the plugin's tag; the plugin only sees the error.
+    const guarded = (method: string, args: unknown[]) =>
+      hostFns.call(method, args).catch((err: unknown) => {
+        if (err instanceof CapabilityDenied) log.warn('capability denied', { method, error: scrub(err.message) });
+        throw err;
+      });
+    let inst: PluginInstance;
+    try {
+      if (spec.runtime === 'isolate') {
+        this.#sandbox ??= new SandboxHost(this.#deps.log.child({ component: 'sandbox-host' }));
+        inst = await this.#sandbox.load(spec, guarded);
+      } else {
+        const load = this.#deps.loadWorker ?? (await import('./worker-runtime.ts')).loadWorkerPlugin;
+        inst = await load(spec, hostFns);
+      }
+      instance = inst;
+      inst.onExit((reason) => {
+        hostFns.close();
+        bus?.close();
+        if (e.instance === inst) {
+          e.instance = null;
+          this.#failed(id, reason);
+        }
+      });
+      if (m.kind === 'channel') await inst.call('start', [{ config }]);
+    } catch (err) {
+      hostFns.close();
+      bus?.close();
+      await instance?.stop().catch(() => {});
+      throw err;
+    }
+    e.hostFns = hostFns;
+    this.#deps.audit.append({ actor: 'kernel:plugins', action: 'plugin.load', target: id, data: { version: m.version, runtime: spec.runtime, digest: v.digest, keyId: v.key.keyId, granted: v.granted } });
+    log.info('plugin started', { runtime: spec.runtime, version: m.version });
+    return inst;
+  }
+
+  /** A running plugin died or failed to start: back off and restart, or open the circuit. */
+  #failed(id: string, reason: string): void {
+    const e = this.#entries.get(id);
+    if (!e || this.#stopped) return;
+    const now = Date.now();
+    e.failureTimes = [...e.failureTimes.filter((t) => now - t < this.#backoff.windowMs), now];
+    e.lastError = scrub(reason);
+    this.#deps.audit.append({ actor: 'kernel:plugins', action: 'plugin.crash', target: id, data: { reason: e.lastError, failures: e.failureTimes.length } });
+    if (e.failureTimes.length >= this.#backoff.circuitAfter) {
+      e.state = 'open';
+      this.#deps.log.error('plugin circuit open after repeated failures', { plugin: id, failures: e.failureTimes.length, reason: e.lastError });
+      this.#deps.audit.append({ actor: 'kernel:plugins', action: 'plugin.circuit-open', target: id, data: { failures: e.failureTimes.length } });
+      return;
+    }
+    const delay = Math.min(this.#backoff.maxMs, this.#backoff.baseMs * 2 ** (e.failureTimes.length - 1));
+    e.state = 'backoff';
+    this.#deps.log.warn('plugin failed; restarting after backoff', { plugin: id, reason: e.lastError, delayMs: delay });
+    e.timer = setTimeout(() => {
+      e.timer = null;
+      if (this.#stopped || e.state !== 'backoff') return;
+      e.state = 'stopped';
+      e.restarts++;
+      this.#deps.audit.append({ actor: 'kernel:plugins', action: 'plugin.restart', target: id, data: { restarts: e.restarts } });
+      this.#ensure(id).catch(() => {});
+    }, delay);
+    e.timer.unref?.();
+  }
+
+  async #halt(id: string, _why: string): Promise<void> {
+    const e = this.#entries.get(id);
+    if (!e) return;
+    if (e.timer) clearTimeout(e.timer);
+    e.timer = null;
+    const inst = e.instance ?? (await e.starting?.catch(() => null)) ?? null;
+    e.instance = null;
+    if (inst) {
+      if (e.verified?.manifest.kind === 'channel') await Promise.race([inst.call('stop', []).catch(() => {}), new Promise((r) => setTimeout(r, 2000).unref())]);
+      await inst.stop();
+    }
+    e.hostFns?.close();
+    e.hostFns = null;
+    if (e.state === 'running' || e.state === 'starting' || e.state === 'backoff') e.state = 'stopped';
+  }
+
+  /** Stop and start again, closing an open circuit (operator action). */
+  async restart(id: string): Promise<void> {
+    const e = this.#entry(id);
+    await this.#halt(id, 'restart');
+    if (e.state === 'open' || e.state === 'backoff') e.state = 'stopped';
+    e.failureTimes = [];
+    e.restarts++;
+    this.#deps.audit.append({ actor: 'kernel:plugins', action: 'plugin.restart', target: id, data: { restarts: e.restarts, manual: true } });
+    await this.#ensure(id);
+  }
+
+  async #call(id: string, hook: string, args: unknown[], onEvent?: (event: unknown) => void): Promise<unknown> {
+    const inst = await this.#ensure(id);
+    try {
+      return await inst.call(hook, args, onEvent);
+    } catch (err) {
+      if (err instanceof PluginCallError && err.fatal) throw new CarapaceError('UNAVAILABLE', `plugin ${id} stopped: ${scrub(err.message)}`);
+      throw err;
+    }
+  }
+
+  // ------------------------------------------------------------ API for services
+
+  listTools(): { name: string; description: string; input: Record<string, unknown>; plugin: string }[] {
+    return [...this.#tools.values()].map(({ pluginId, def }) => ({ name: def.name, description: def.description, input: def.input, plugin: pluginId }));
+  }
+
+  async invokeTool(name: string, input: unknown, ctx: ToolContext): Promise<ToolResult> {
+    const t = this.#tools.get(name);
+    if (!t) throw new CarapaceError('NOT_FOUND', `no tool ${name}`);
+    const e = this.#entry(t.pluginId);
+    let validate = e.inputValidators.get(name);
+    if (!validate) {
+      validate = toolAjv.compile(t.def.input);
+      e.inputValidators.set(name, validate);
+    }
+    if (!validate(input)) {
+      const err = validate.errors![0];
+      throw new CarapaceError('INVALID_REQUEST', `input for tool ${name} is invalid at "${err.instancePath}": ${err.message}`);
+    }
+    try {
+      const r = (await this.#call(t.pluginId, 'tool', [name, input, ctx])) as ToolResult | null;
+      if (!r || typeof r !== 'object' || typeof r.content !== 'string') return { content: JSON.stringify(r ?? null) };
+      return { content: r.content, ...(r.isError ? { isError: true } : {}), ...(r.data !== undefined ? { data: r.data } : {}) };
+    } catch (err) {
+      if (err instanceof PluginCallError) return { content: `tool ${name} failed: ${scrub(err.message)}`, isError: true };
+      throw err;
+    }
+  }
+
+  async models(providerId: string): Promise<ModelInfo[]> {
+    return (await this.#call(providerId, 'models', [])) as ModelInfo[];
+  }
+
+  async complete(providerId: string, request: CompletionRequest, onEvent: (event: CompletionEvent) => void): Promise<CompletionResult> {
+    return (await this.#call(providerId, 'complete', [request], (ev) => onEvent(ev as CompletionEvent))) as CompletionResult;
+  }
+
+  async channelSend(channelId: string, outbound: OutboundMessage): Promise<{ platformMessageId?: string }> {
+    return ((await this.#call(channelId, 'send', [outbound])) ?? {}) as { platformMessageId?: string };
+  }
+
+  async memory(pluginId: string, op: 'index' | 'search' | 'forget', ...args: unknown[]): Promise<unknown> {
+    return this.#call(pluginId, op, args);
+  }
+
+  /** Plugins of a kind that verified (for the router, agent, memory services). */
+  pluginsOf(kind: PluginKind): string[] {
+    return [...this.#entries.values()].filter((e) => e.verified?.manifest.kind === kind && e.state !== 'disabled').map((e) => e.loc.id);
+  }
+
+  manifestOf(id: string): VerifiedPlugin['manifest'] | undefined {
+    return this.#entries.get(id)?.verified?.manifest;
+  }
+}
+
+export function createPluginHost(ctx: KernelContext, extra: Partial<PluginHostDeps> = {}): PluginHost {
+  return new PluginHost({
+    paths: ctx.paths,
+    log: ctx.log.child({ service: 'plugins' }),
+    audit: ctx.audit,
+    db: ctx.db,
+    pluginConfig: () => (ctx.config.current as { plugins?: PluginHostDeps extends { pluginConfig: () => infer R } ? R : never }).plugins ?? {},
+    ...extra,
+  });
+}

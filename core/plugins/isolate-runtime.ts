@@ -1,0 +1,229 @@
+// The gateway's side of the sandbox host: spawns it (lazily, once), loads plugins
+// into it, relays hook calls out and capability calls in. A capability call is
+// decided and performed here, in the gateway, by the plugin's host functions.
+
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { FromSandbox, ToSandbox } from './sandbox-host.ts';
+import { PluginCallError, type CapabilityHandler, type LoadSpec, type PluginInstance } from './runtime.ts';
+import { redactString } from '../log/redact.ts';
+import { secretValues } from '../secrets/known.ts';
+import type { Logger } from '../log/logger.ts';
+
+const SANDBOX_HOST = fileURLToPath(new URL('./sandbox-host.ts', import.meta.url));
+
+interface Loaded {
+  handler: CapabilityHandler;
+  exitListeners: ((reason: string) => void)[];
+  exited: boolean;
+}
+
+interface PendingCall {
+  pid: string;
+  resolve(v: unknown): void;
+  reject(e: Error): void;
+  onEvent?: (event: unknown) => void;
+}
+
+function errorMessage(err: unknown): string {
+  return redactString(err instanceof Error ? err.message : String(err), secretValues());
+}
+
+export class SandboxHost {
+  #child: ChildProcess | null = null;
+  #ready: Promise<ChildProcess> | null = null;
+  readonly #plugins = new Map<string, Loaded>();
+  readonly #calls = new Map<number, PendingCall>();
+  readonly #loads = new Map<string, { resolve(): void; reject(e: Error): void }>();
+  readonly #log: Logger;
+  #nextId = 1;
+  #closing = false;
+
+  constructor(log: Logger) {
+    this.#log = log;
+  }
+
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
+  #spawn(): Promise<ChildProcess> {
+    this.#ready ??= new Promise((resolve, reject) => {
+      // No secrets in its environment: the sandbox host never needs one.
+      const child = fork(SANDBOX_HOST, [], {
+        execArgv: ['--no-node-snapshot', '--disable-warning=ExperimentalWarning'],
+        env: { PATH: process.env.PATH ?? '' },
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        serialization: 'json',
+      });
+      this.#child = child;
+      child.on('message', (m: FromSandbox) => {
+        if (m.t === 'ready') resolve(child);
+        else this.#onMessage(m);
+      });
+      child.once('error', reject);
+      child.once('exit', (code, signal) => {
+        reject(new Error(`sandbox host exited (${code ?? signal})`));
+        this.#child = null;
+        this.#ready = null;
+        if (!this.#closing) this.#log.error('sandbox host exited', { code, signal });
+        for (const [id, c] of this.#calls) {
+          this.#calls.delete(id);
+          c.reject(new PluginCallError('sandbox host exited', true));
+        }
+        for (const [pid, l] of this.#loads) {
+          this.#loads.delete(pid);
+          l.reject(new Error('sandbox host exited'));
+        }
+        for (const pid of [...this.#plugins.keys()]) this.#exit(pid, 'sandbox host exited');
+      });
+    });
+    return this.#ready;
+  }
+
+  #send(child: ChildProcess, m: ToSandbox): void {
+    if (child.connected) child.send(m);
+  }
+
+  #exit(pid: string, reason: string): void {
+    const p = this.#plugins.get(pid);
+    if (!p || p.exited) return;
+    p.exited = true;
+    this.#plugins.delete(pid);
+    for (const [id, c] of this.#calls) {
+      if (c.pid !== pid) continue;
+      this.#calls.delete(id);
+      c.reject(new PluginCallError(`plugin ${pid} stopped: ${reason}`, true));
+    }
+    for (const l of p.exitListeners) l(reason);
+  }
+
+  #onMessage(m: FromSandbox): void {
+    switch (m.t) {
+      case 'loaded': {
+        const l = this.#loads.get(m.pid);
+        this.#loads.delete(m.pid);
+        if (m.ok) l?.resolve();
+        else l?.reject(new Error(m.error ?? 'load failed'));
+        return;
+      }
+      case 'result': {
+        const c = this.#calls.get(m.id);
+        if (!c) return;
+        this.#calls.delete(m.id);
+        let r: { ok: boolean; value?: unknown; error?: string; fatal?: boolean };
+        try {
+          r = JSON.parse(m.reply);
+        } catch {
+          return c.reject(new PluginCallError('plugin returned malformed JSON', false));
+        }
+        if (r.ok) c.resolve(r.value);
+        else c.reject(new PluginCallError(String(r.error).slice(0, 2000), r.fatal === true));
+        return;
+      }
+      case 'cap': {
+        const p = this.#plugins.get(m.pid);
+        const child = this.#child;
+        if (!p || !child) return;
+        let args: unknown[];
+        try {
+          args = JSON.parse(m.args) as unknown[];
+        } catch {
+          args = [];
+        }
+        p.handler(m.method, Array.isArray(args) ? args : []).then(
+          (value) => this.#send(child, { t: 'capres', pid: m.pid, cid: m.cid, reply: JSON.stringify({ ok: true, value: value ?? null }) }),
+          (err) => this.#send(child, { t: 'capres', pid: m.pid, cid: m.cid, reply: JSON.stringify({ ok: false, error: errorMessage(err) }) }),
+        );
+        return;
+      }
+      case 'emit': {
+        const p = this.#plugins.get(m.pid);
+        if (!p) return;
+        let args: unknown[];
+        try {
+          args = JSON.parse(m.args) as unknown[];
+        } catch {
+          return;
+        }
+        if (m.method === '__event') {
+          const [callId, event] = args as [number, unknown];
+          const c = this.#calls.get(callId);
+          if (c && c.pid === m.pid) c.onEvent?.(event);
+          return;
+        }
+        if (m.method.startsWith('log.')) p.handler(m.method, args).catch(() => {});
+        return;
+      }
+      case 'dead':
+        this.#log.warn('plugin isolate stopped', { plugin: m.pid, reason: m.reason });
+        this.#exit(m.pid, m.reason);
+        return;
+    }
+  }
+
+  async load(spec: LoadSpec, handler: CapabilityHandler): Promise<PluginInstance> {
+    const child = await this.#spawn();
+    const pid = spec.id;
+    if (this.#plugins.has(pid)) this.#exit(pid, 'replaced');
+    const loaded: Loaded = { handler, exitListeners: [], exited: false };
+    this.#plugins.set(pid, loaded);
+    const code = spec.files.get(spec.entry);
+    if (!code) throw new Error(`entry ${spec.entry} is not among the verified files`);
+    await new Promise<void>((resolve, reject) => {
+      this.#loads.set(pid, { resolve, reject });
+      this.#send(child, {
+        t: 'load',
+        pid,
+        code: code.toString('utf8'),
+        filename: `plugin:${pid}/${spec.entry}`,
+        memoryMb: spec.memoryMb,
+        callTimeoutMs: spec.callTimeoutMs,
+        cpuMsPerCall: spec.cpuMsPerCall,
+        maxPending: spec.maxPending,
+        config: spec.config,
+      });
+    }).catch((err) => {
+      this.#plugins.delete(pid);
+      throw err;
+    });
+    const self = this;
+    return {
+      runtime: 'isolate',
+      call(hook, args, onEvent) {
+        if (loaded.exited) return Promise.reject(new PluginCallError(`plugin ${pid} is not running`, true));
+        const id = self.#nextId++;
+        return new Promise((resolve, reject) => {
+          self.#calls.set(id, { pid, resolve, reject, onEvent });
+          self.#send(child, { t: 'call', id, pid, hook, args });
+        });
+      },
+      deliver(kind, handlerId, payload) {
+        if (loaded.exited) return;
+        const id = self.#nextId++;
+        self.#calls.set(id, { pid, resolve: () => {}, reject: () => {} });
+        self.#send(child, { t: 'call', id, pid, hook: kind, args: [handlerId, payload] });
+      },
+      async stop() {
+        if (loaded.exited) return;
+        loaded.exited = true;
+        self.#plugins.delete(pid);
+        self.#send(child, { t: 'unload', pid });
+      },
+      onExit(listener) {
+        loaded.exitListeners.push(listener);
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    this.#closing = true;
+    const child = this.#child;
+    if (!child) return;
+    await new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      child.disconnect();
+      setTimeout(() => child.kill('SIGKILL'), 2000).unref();
+    });
+  }
+}

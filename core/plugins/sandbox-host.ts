@@ -1,0 +1,223 @@
+// The sandbox host: a child process of the gateway that holds every isolate
+// (isolated-vm) and nothing else — no secrets, no database, no network. Each
+// plugin gets its own isolate with a memory limit; hooks are called with a
+// timeout; capability calls are relayed to the gateway as JSON over IPC, where
+// capabilities.ts decides and performs them. Started with --no-node-snapshot
+// (isolated-vm's requirement on Node >= 20).
+
+import ivm from 'isolated-vm';
+import { readFileSync } from 'node:fs';
+
+export type ToSandbox =
+  | { t: 'load'; pid: string; code: string; filename: string; memoryMb: number; callTimeoutMs: number; cpuMsPerCall: number; maxPending: number; config: unknown }
+  | { t: 'call'; id: number; pid: string; hook: string; args: unknown[] }
+  | { t: 'capres'; pid: string; cid: number; reply: string }
+  | { t: 'unload'; pid: string };
+
+export type FromSandbox =
+  | { t: 'ready' }
+  | { t: 'loaded'; pid: string; ok: boolean; error?: string }
+  | { t: 'result'; id: number; reply: string }
+  | { t: 'cap'; pid: string; cid: number; method: string; args: string }
+  | { t: 'emit'; pid: string; method: string; args: string }
+  | { t: 'dead'; pid: string; reason: string };
+
+const BOOTSTRAP = readFileSync(new URL('./isolate-bootstrap.js', import.meta.url), 'utf8');
+const WATCHDOG_MS = 250;
+/** Rejected capability calls (over the pending cap) tolerated before the plugin is stopped as a flood. */
+const FLOOD_LIMIT = 10_000;
+
+interface Sandbox {
+  pid: string;
+  isolate: ivm.Isolate;
+  context: ivm.Context;
+  dispatch: ivm.Reference<(hook: string, argsJson: string, callId: number) => Promise<string>>;
+  callTimeoutMs: number;
+  cpuBudgetNs: bigint;
+  maxPending: number;
+  /** Capability calls relayed to the gateway and not answered yet, by the isolate's call id. */
+  pending: Set<number>;
+  overflow: number;
+  inFlight: number;
+  lastCpu: bigint;
+  dead: boolean;
+}
+
+const sandboxes = new Map<string, Sandbox>();
+let nextCid = 1;
+
+function send(msg: FromSandbox): void {
+  if (process.connected) process.send?.(msg, undefined, undefined, () => {}); // a closing pipe is not an error here
+}
+
+function kill(sb: Sandbox, reason: string): void {
+  if (sb.dead) return;
+  sb.dead = true;
+  sandboxes.delete(sb.pid);
+  sb.pending.clear();
+  try {
+    sb.dispatch.release();
+    sb.context.release();
+    if (!sb.isolate.isDisposed) sb.isolate.dispose(); // terminates code still running in it
+  } catch {
+    // already gone
+  }
+  send({ t: 'dead', pid: sb.pid, reason });
+}
+
+function answer(sb: Sandbox, cid: number, reply: string): void {
+  if (sb.dead) return;
+  sb.inFlight++;
+  sb.dispatch
+    .apply(undefined, ['__capres', reply, cid], { result: { promise: true, copy: true }, timeout: sb.callTimeoutMs })
+    .catch((err: Error) => {
+      if (!sb.dead) kill(sb, sb.isolate.isDisposed ? 'memory limit exceeded' : `callback failed: ${err.message}`);
+    })
+    .finally(() => sb.inFlight--);
+}
+
+function capCall(sb: Sandbox, text: string): void {
+  let cid: unknown, method: unknown, args: unknown;
+  try {
+    [cid, method, args] = JSON.parse(text) as unknown[];
+  } catch {
+    return kill(sb, 'malformed capability call');
+  }
+  if (typeof cid !== 'number' || typeof method !== 'string' || typeof args !== 'string') return kill(sb, 'malformed capability call');
+  if (sb.pending.size >= sb.maxPending) {
+    if (++sb.overflow > FLOOD_LIMIT) return kill(sb, 'capability call flood');
+    return answer(sb, cid, JSON.stringify({ ok: false, error: `too many pending capability calls (max ${sb.maxPending})` }));
+  }
+  sb.pending.add(cid);
+  send({ t: 'cap', pid: sb.pid, cid, method, args });
+}
+
+function load(m: Extract<ToSandbox, { t: 'load' }>): void {
+  const old = sandboxes.get(m.pid);
+  if (old) kill(old, 'replaced');
+  const isolate = new ivm.Isolate({ memoryLimit: Math.max(8, m.memoryMb) });
+  const context = isolate.createContextSync();
+  const sb: Sandbox = {
+    pid: m.pid,
+    isolate,
+    context,
+    dispatch: null as never,
+    callTimeoutMs: m.callTimeoutMs,
+    cpuBudgetNs: BigInt(m.cpuMsPerCall) * 1_000_000n,
+    maxPending: m.maxPending,
+    pending: new Set(),
+    overflow: 0,
+    inFlight: 0,
+    lastCpu: 0n,
+    dead: false,
+  };
+  try {
+    // The only way out of the isolate: one fire-and-forget callback taking strings.
+    const emit = new ivm.Callback(
+      (method: unknown, args: unknown) => {
+        if (sb.dead || typeof method !== 'string' || typeof args !== 'string') return;
+        if (method === '__cap') return capCall(sb, args);
+        if (++sb.overflow > FLOOD_LIMIT * 10) return kill(sb, 'log/event flood');
+        send({ t: 'emit', pid: sb.pid, method, args: args.length > 65536 ? args.slice(0, 65536) : args });
+      },
+      { ignored: true },
+    );
+    sb.dispatch = context.evalClosureSync(BOOTSTRAP, [emit, JSON.stringify(m.config ?? {})], {
+      result: { reference: true },
+      timeout: 1000,
+    }) as Sandbox['dispatch'];
+    const wrapped = isolate.compileScriptSync(`(function (module, exports) {${m.code}\n})`, { filename: m.filename });
+    const fn = wrapped.runSync(context, { reference: true, timeout: m.callTimeoutMs }) as ivm.Reference;
+    sandboxes.set(m.pid, sb);
+    void sb.dispatch
+      .apply(undefined, ['__init', '[]', 0, fn.derefInto()] as never, { result: { promise: true, copy: true }, timeout: m.callTimeoutMs })
+      .then((reply) => {
+        fn.release();
+        const r = JSON.parse(String(reply)) as { ok: boolean; error?: string };
+        if (!r.ok) {
+          kill(sb, 'failed to load');
+          send({ t: 'loaded', pid: m.pid, ok: false, error: r.error });
+        } else send({ t: 'loaded', pid: m.pid, ok: true });
+      })
+      .catch((err: Error) => {
+        kill(sb, 'failed to load');
+        send({ t: 'loaded', pid: m.pid, ok: false, error: isolate.isDisposed ? 'isolate died while loading (memory limit?)' : err.message });
+      });
+  } catch (err) {
+    try {
+      if (!isolate.isDisposed) isolate.dispose();
+    } catch {
+      // ignore
+    }
+    send({ t: 'loaded', pid: m.pid, ok: false, error: (err as Error).message });
+  }
+}
+
+async function callHook(m: Extract<ToSandbox, { t: 'call' }>): Promise<void> {
+  const sb = sandboxes.get(m.pid);
+  if (!sb) return send({ t: 'result', id: m.id, reply: JSON.stringify({ ok: false, error: 'plugin is not loaded' }) });
+  sb.inFlight++;
+  const cpuStart = sb.isolate.cpuTime;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`call timed out after ${sb.callTimeoutMs} ms`)), sb.callTimeoutMs);
+    });
+    const reply = await Promise.race([
+      sb.dispatch.apply(undefined, [m.hook, JSON.stringify(m.args), m.id], { result: { promise: true, copy: true }, timeout: sb.callTimeoutMs }),
+      timedOut,
+    ]);
+    if (typeof reply !== 'string') throw new Error('plugin returned a non-JSON reply');
+    const cpu = sb.isolate.cpuTime - cpuStart;
+    if (cpu > sb.cpuBudgetNs) {
+      send({ t: 'result', id: m.id, reply: JSON.stringify({ ok: false, error: `call used ${Number(cpu / 1_000_000n)} ms of CPU (budget ${Number(sb.cpuBudgetNs / 1_000_000n)} ms)` }) });
+      return kill(sb, 'cpu budget exceeded');
+    }
+    send({ t: 'result', id: m.id, reply });
+  } catch (err) {
+    const reason = sb.isolate.isDisposed && !sb.dead ? 'memory limit exceeded' : /timed out|execution timed out/i.test((err as Error).message) ? 'call timeout' : 'isolate error';
+    send({ t: 'result', id: m.id, reply: JSON.stringify({ ok: false, error: sb.dead ? 'plugin stopped' : `${reason}: ${(err as Error).message}`, fatal: true }) });
+    kill(sb, reason);
+  } finally {
+    clearTimeout(timer);
+    sb.inFlight--;
+  }
+}
+
+// Code that spins outside any call (a loop scheduled from a promise continuation)
+// is caught here: an isolate burning most of a core between checks is stopped.
+setInterval(() => {
+  for (const sb of sandboxes.values()) {
+    if (sb.dead || sb.isolate.isDisposed) {
+      if (!sb.dead) kill(sb, 'memory limit exceeded');
+      continue;
+    }
+    const cpu = sb.isolate.cpuTime;
+    const used = cpu - sb.lastCpu;
+    sb.lastCpu = cpu;
+    if (sb.inFlight === 0 && used > BigInt(WATCHDOG_MS * 0.8 * 1_000_000)) kill(sb, 'cpu outside a call');
+  }
+}, WATCHDOG_MS).unref();
+
+process.on('message', (raw: unknown) => {
+  const m = raw as ToSandbox;
+  switch (m.t) {
+    case 'load':
+      return load(m);
+    case 'call':
+      void callHook(m);
+      return;
+    case 'capres': {
+      const sb = sandboxes.get(m.pid);
+      if (sb && sb.pending.delete(m.cid)) answer(sb, m.cid, m.reply);
+      return;
+    }
+    case 'unload': {
+      const sb = sandboxes.get(m.pid);
+      if (sb) kill(sb, 'unloaded');
+      return;
+    }
+  }
+});
+process.on('disconnect', () => process.exit(0));
+send({ t: 'ready' });

@@ -1,0 +1,209 @@
+// Runs first in a worker-runtime plugin's thread. Loads the plugin's entry from
+// the verified bytes (a module hook serves files of the plugin folder only from
+// the hashed copies and refuses unlisted ones), installs `carapace` — the same
+// capability API as in an isolate, over the MessagePort — plus
+// `carapace.net.webFetch`, a WHATWG fetch performed by the kernel.
+
+import { parentPort, workerData } from 'node:worker_threads';
+import { registerHooks } from 'node:module';
+import { pathToFileURL } from 'node:url';
+
+interface Boot {
+  id: string;
+  entry: string;
+  dir: string;
+  files: Record<string, string>;
+  config: Record<string, unknown>;
+}
+
+const boot = workerData as Boot;
+const port = parentPort!;
+const base = pathToFileURL(boot.dir.endsWith('/') ? boot.dir : boot.dir + '/').href;
+
+// Bare imports (the provider SDKs) resolve from Carapace's own node_modules, wherever the plugin is installed.
+const kernelParent = new URL('../../package.json', import.meta.url).href;
+
+registerHooks({
+  resolve(specifier, context, nextResolve) {
+    if (context.parentURL?.startsWith(base) && !/^(\.|\/|[a-z][a-z0-9+.-]*:)/i.test(specifier)) {
+      return nextResolve(specifier, { ...context, parentURL: kernelParent });
+    }
+    return nextResolve(specifier, context);
+  },
+  load(url, context, nextLoad) {
+    if (url.startsWith(base)) {
+      const rel = decodeURIComponent(url.slice(base.length).split(/[?#]/)[0]);
+      if (!Object.hasOwn(boot.files, rel)) throw new Error(`plugin ${boot.id}: ${rel} is not listed in the manifest's files`);
+      const format = rel.endsWith('.cjs') ? 'commonjs' : rel.endsWith('.ts') ? 'module-typescript' : 'module';
+      return { format, source: boot.files[rel], shortCircuit: true };
+    }
+    return nextLoad(url, context);
+  },
+});
+
+let nextId = 1;
+const waiting = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
+const handlers = new Map<string, (payload: unknown) => unknown>();
+const fetches = new Map<number, { head(h: FetchHead): void; fail(e: Error): void; controller?: ReadableStreamDefaultController<Uint8Array> }>();
+
+interface FetchHead {
+  status: number;
+  statusText: string;
+  headers: Record<string, string>;
+  url: string;
+}
+
+function call(method: string, args: unknown[]): Promise<unknown> {
+  const cid = nextId++;
+  return new Promise((resolve, reject) => {
+    waiting.set(cid, { resolve, reject });
+    port.postMessage({ t: 'cap', cid, method, args: JSON.parse(JSON.stringify(args)) });
+  });
+}
+
+async function webFetch(input: string | URL | Request, init: RequestInit = {}): Promise<Response> {
+  const req = input instanceof Request ? input : null;
+  const url = req ? req.url : String(input);
+  const method = init.method ?? req?.method ?? 'GET';
+  const headers: Record<string, string> = {};
+  new Headers(init.headers ?? req?.headers ?? {}).forEach((v, k) => (headers[k] = v));
+  let body: string | Uint8Array | null = null;
+  const rawBody = init.body ?? (req && req.body ? await req.arrayBuffer() : null);
+  if (typeof rawBody === 'string') body = rawBody;
+  else if (rawBody !== null && rawBody !== undefined) body = new Uint8Array(await new Response(rawBody as BodyInit).arrayBuffer());
+  const signal = init.signal ?? req?.signal ?? null;
+  if (signal?.aborted) throw signal.reason ?? new DOMException('aborted', 'AbortError');
+  const fid = nextId++;
+  return new Promise<Response>((resolve, reject) => {
+    const entry: { head(h: FetchHead): void; fail(e: Error): void; controller?: ReadableStreamDefaultController<Uint8Array> } = {
+      head(h) {
+        const stream = new ReadableStream<Uint8Array>({
+          start: (c) => {
+            entry.controller = c;
+          },
+          cancel: () => {
+            fetches.delete(fid);
+            port.postMessage({ t: 'fetch-abort', fid });
+          },
+        });
+        const nullBody = [101, 204, 205, 304].includes(h.status);
+        const res = new Response(nullBody ? null : stream, { status: h.status, statusText: h.statusText, headers: h.headers });
+        Object.defineProperty(res, 'url', { value: h.url });
+        resolve(res);
+      },
+      fail(e) {
+        fetches.delete(fid);
+        if (entry.controller) entry.controller.error(e);
+        else reject(e);
+      },
+    };
+    fetches.set(fid, entry);
+    signal?.addEventListener('abort', () => {
+      port.postMessage({ t: 'fetch-abort', fid });
+      entry.fail(signal.reason instanceof Error ? signal.reason : new DOMException('aborted', 'AbortError'));
+    }, { once: true });
+    port.postMessage({ t: 'fetch', fid, url, init: { method, headers, body } });
+  });
+}
+
+const carapace = {
+  net: {
+    fetch: (url: string, init?: unknown) => call('net.fetch', [url, init ?? {}]),
+    webFetch,
+  },
+  fs: {
+    read: (p: string) => call('fs.read', [p]),
+    write: (p: string, d: string) => call('fs.write', [p, d]),
+    list: (d: string) => call('fs.list', [d]),
+  },
+  kv: {
+    get: (k: string) => call('kv.get', [k]),
+    set: (k: string, v: unknown) => call('kv.set', [k, v ?? null]),
+    delete: (k: string) => call('kv.delete', [k]),
+    list: (p: string) => call('kv.list', [p ?? '']),
+  },
+  bus: {
+    publish: (topic: string, msg: unknown, opts?: unknown) => call('bus.publish', [topic, msg, opts ?? {}]),
+    subscribe: async (pattern: string, handler: (m: unknown) => unknown) => {
+      const id = await call('bus.subscribe', [pattern]);
+      handlers.set(`bus:${id}`, handler);
+    },
+  },
+  timers: {
+    sleep: (ms: number) => call('timers.sleep', [ms]),
+    interval: async (ms: number, handler: () => unknown) => {
+      const id = await call('timers.interval', [ms]);
+      handlers.set(`interval:${id}`, handler);
+      return { cancel: async () => (handlers.delete(`interval:${id}`), void (await call('timers.cancel', [id]))) };
+    },
+  },
+  log: {
+    info: (msg: string, fields?: unknown) => void call('log.info', [String(msg), fields ?? {}]).catch(() => {}),
+    warn: (msg: string, fields?: unknown) => void call('log.warn', [String(msg), fields ?? {}]).catch(() => {}),
+    error: (msg: string, fields?: unknown) => void call('log.error', [String(msg), fields ?? {}]).catch(() => {}),
+  },
+  config: boot.config,
+};
+Object.defineProperty(globalThis, 'carapace', { value: Object.freeze(carapace), enumerable: true });
+
+const mod = (await import(new URL(boot.entry, base).href)) as Record<string, unknown>;
+const x = ((mod.default && typeof mod.default === 'object' ? mod.default : mod) as Record<string, unknown>);
+
+function errText(e: unknown): string {
+  return e instanceof Error ? `${e.name}: ${e.message}` : `thrown: ${String(e)}`;
+}
+
+async function run(hook: string, args: unknown[], id: number): Promise<unknown> {
+  if (hook === 'describe') return { hooks: Object.keys(x) };
+  if (hook === 'tool') {
+    const tools = (Array.isArray(x.tools) ? x.tools : []) as { name: string; run(i: unknown, c: unknown): unknown }[];
+    const t = tools.find((tt) => tt.name === args[0]);
+    if (!t) throw new Error(`no such tool: ${String(args[0])}`);
+    const r = await t.run(args[1], args[2]);
+    return typeof r === 'string' ? { content: r } : r;
+  }
+  if (hook === 'complete') return (x.complete as (r: unknown, cb: (e: unknown) => void) => unknown)(args[0], (event) => port.postMessage({ t: 'event', id, event }));
+  if (hook === 'bus' || hook === 'interval') {
+    await handlers.get(`${hook}:${String(args[0])}`)?.(args[1]);
+    return null;
+  }
+  if (!['start', 'send', 'stop', 'models', 'index', 'search', 'forget'].includes(hook) || typeof x[hook] !== 'function') throw new Error(`plugin has no hook ${hook}`);
+  return (x[hook] as (...a: unknown[]) => unknown)(...args);
+}
+
+port.on('message', (m: { t: string; [k: string]: unknown }) => {
+  switch (m.t) {
+    case 'call': {
+      const id = m.id as number;
+      run(m.hook as string, m.args as unknown[], id).then(
+        (value) => port.postMessage({ t: 'result', id, ok: true, value: JSON.parse(JSON.stringify(value ?? null)) }),
+        (err) => port.postMessage({ t: 'result', id, ok: false, error: errText(err) }),
+      );
+      return;
+    }
+    case 'capres': {
+      const w = waiting.get(m.cid as number);
+      if (!w) return;
+      waiting.delete(m.cid as number);
+      if (m.ok) w.resolve(m.value);
+      else w.reject(Object.assign(new Error(String(m.error)), { name: 'CapabilityError' }));
+      return;
+    }
+    case 'fetch-head':
+      fetches.get(m.fid as number)?.head(m as unknown as FetchHead);
+      return;
+    case 'fetch-chunk':
+      fetches.get(m.fid as number)?.controller?.enqueue(m.chunk as Uint8Array);
+      return;
+    case 'fetch-end': {
+      const f = fetches.get(m.fid as number);
+      fetches.delete(m.fid as number);
+      f?.controller?.close();
+      return;
+    }
+    case 'fetch-error':
+      fetches.get(m.fid as number)?.fail(Object.assign(new TypeError(`fetch failed: ${String(m.error)}`), { cause: new Error(String(m.error)) }));
+      return;
+  }
+});
+port.postMessage({ t: 'ready' });
