@@ -39,6 +39,10 @@ const VERBS: Record<string, VerbEntry> = {
   status: { summary: 'is the gateway up; plugins, channels, sessions, queue', load: () => import('./verbs/status.ts') },
   config: { summary: 'get, set or validate config.json', load: () => import('./verbs/config.ts') },
   doctor: { summary: 'audit this installation for risky settings; --fix repairs what is safe', load: () => import('./verbs/doctor.ts') },
+  registry: { summary: 'serve a ClawHub-compatible skill and plugin registry; mint publish tokens', load: () => import('./verbs/registry.ts') },
+  skills: { summary: 'search, install, remove, list and verify workspace skills', load: () => import('./verbs/skills.ts') },
+  keygen: { summary: 'create an ed25519 publisher key file', load: () => import('./verbs/keygen.ts') },
+  trust: { summary: 'list, add or remove trusted publisher keys', load: () => import('./verbs/trust.ts') },
 };
 
 const GLOBAL_OPTIONS: ParseArgsOptionsConfig = {
