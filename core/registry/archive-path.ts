@@ -13,6 +13,8 @@ export class ArchiveError extends Error {
 /** Unpacked-size cap for any archive we extract (registry.md: 50 MiB — zip bombs). */
 export const MAX_UNPACKED_BYTES = 50 * 1024 * 1024;
 export const MAX_ENTRIES = 10_000;
+/** Largest plugin release (.tgz) the registry accepts or a client downloads. */
+export const MAX_PLUGIN_TARBALL_BYTES = 50 * 1024 * 1024;
 
 /**
  * A relative POSIX path with no `..`, no absolute root, no drive letters, no

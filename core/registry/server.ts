@@ -4,7 +4,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { CarapaceError, ERROR_CODES, type ErrorCode } from '../errors.ts';
 import { fromB64, keyIdOf, loadOrCreateKey, type KeyPair } from '../identity/keys.ts';
-import { ArchiveError } from './archive-path.ts';
+import { ArchiveError, MAX_PLUGIN_TARBALL_BYTES } from './archive-path.ts';
 import type { ManifestVerifier } from './manifest-verifier.ts';
 import { compareSemver, isSemver } from './semver.ts';
 import { DEFAULT_INDEX_TTL_MS, registryPublicKey, signIndex, type PackageIndex } from './signed-index.ts';
@@ -19,7 +19,6 @@ import { writeZip } from './zip.ts';
 // search, explore, inspect, install, update and `skill publish`, plus the
 // Carapace plugin endpoints with a registry-signed package index.
 
-export const MAX_PLUGIN_TARBALL_BYTES = 50 * 1024 * 1024;
 
 export interface RegistryServerOptions {
   dataDir: string;
