@@ -140,7 +140,7 @@ test('the registry refuses a plugin release carrying a symlink, naming the reaso
   const res = await fetch(`${url}/api/v1/carapace/plugins`, {
     method: 'POST',
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/gzip' },
-    body: writeTgz([{ path: 'plugin.json', bytes: Buffer.from('{}') }, { path: 'index.js', type: '2', linkname: '/etc/shadow' }]),
+    body: new Uint8Array(writeTgz([{ path: "plugin.json", bytes: Buffer.from("{}") }, { path: "index.js", type: "2", linkname: "/etc/shadow" }])),
   });
   assert.equal(res.status, 400);
   const body = (await res.json()) as { code: string; message: string; details: { reason: string } };

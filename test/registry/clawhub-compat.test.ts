@@ -172,7 +172,7 @@ async function publishRaw(files: { path: string; bytes: Buffer }[], slug = 'raw-
     const r = await uploadUrl({ path: f.path, size: f.bytes.length, sha256, contentType: 'text/plain' }, auth);
     assert.equal(r.status, 200, await r.clone().text());
     const { uploadUrl: url, uploadTicket } = (await r.json()) as { uploadUrl: string; uploadTicket: string };
-    const put = await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${auth}`, 'content-type': 'text/plain' }, body: f.bytes });
+    const put = await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${auth}`, 'content-type': 'text/plain' }, body: new Uint8Array(f.bytes) });
     assert.equal(put.status, 200, await put.clone().text());
     const { storageId } = (await put.json()) as { storageId: string };
     uploaded.push({ path: f.path, size: f.bytes.length, sha256, storageId, uploadTicket });

@@ -64,7 +64,7 @@ function release(id: string, version: string, opts: { kp?: KeyPair; extra?: TarE
 }
 
 async function publish(tgz: Buffer, auth = token): Promise<Response> {
-  return fetch(`${url}/api/v1/carapace/plugins`, { method: 'POST', headers: { authorization: `Bearer ${auth}`, 'content-type': 'application/gzip' }, body: tgz });
+  return fetch(`${url}/api/v1/carapace/plugins`, { method: 'POST', headers: { authorization: `Bearer ${auth}`, 'content-type': 'application/gzip' }, body: new Uint8Array(tgz) });
 }
 
 async function registerKey(kp: KeyPair, auth = token): Promise<Response> {
