@@ -78,6 +78,23 @@ test('clawhub install downloads the skill byte for byte', async () => {
   assert.deepEqual(readFileSync(join(workdir, 'skills', 'weather-brief', 'scripts', 'fetch.sh')), readFileSync(join(skillDir, 'scripts', 'fetch.sh')));
 });
 
+test('clawhub update moves an installed skill to the newly published version', async () => {
+  const workdir = join(base, 'clawhub-update');
+  mkdirSync(workdir);
+  assert.equal((await runClawhub(['--registry', registry.url, '--workdir', workdir, 'install', 'weather-brief'], clawhubConfig)).code, 0);
+  writeFileSync(join(skillDir, 'NOTES.md'), 'release notes\n');
+  try {
+    const v = await runClawhub(['--registry', registry.url, '--workdir', base, 'skill', 'publish', skillDir, '--version', '1.0.1'], clawhubConfig);
+    assert.equal(v.code, 0, v.stderr);
+  } finally {
+    rmSync(join(skillDir, 'NOTES.md'));
+  }
+  const res = await runClawhub(['--registry', registry.url, '--workdir', workdir, 'update', 'weather-brief'], clawhubConfig);
+  assert.equal(res.code, 0, res.stderr + res.stdout);
+  assert.match(res.stdout + res.stderr, /Updated weather-brief -> v1\.0\.1/);
+  assert.equal(readFileSync(join(workdir, 'skills', 'weather-brief', 'NOTES.md'), 'utf8'), 'release notes\n');
+});
+
 test('re-publishing an existing version is refused with 409 and the version is unchanged', async () => {
   appendFileSync(join(base, 'weather-brief', 'scripts', 'fetch.sh'), '# changed\n');
   try {
@@ -95,7 +112,8 @@ test('carapace skills search finds the skill on the carapace registry', async ()
   const res = await runCli(['skills', 'search', 'forecast', '--registry', registry.url, '--json'], { home: join(base, 'search-home') });
   assert.equal(res.code, 0, res.stderr);
   const doc = JSON.parse(res.stdout) as { results: { slug: string; version: string; owner: string }[] };
-  assert.deepEqual(doc.results.map((r) => [r.slug, r.version, r.owner]), [['weather-brief', '1.0.0', 'alice']]);
+  assert.deepEqual(doc.results.map((r) => [r.slug, r.owner]), [['weather-brief', 'alice']]);
+  assert.equal(doc.results[0]!.version, '1.0.1');
 });
 
 test('carapace skills install puts a byte-identical SKILL.md in the workspace and clawhub reads its lock', async () => {
@@ -138,6 +156,7 @@ test('carapace skills install refuses to overwrite without --force and remove de
 });
 
 test('a yanked version is no longer latest but stays installable by exact version', async () => {
+  const latestBefore = ((await (await fetch(`${registry.url}/api/v1/skills/weather-brief`)).json()) as { latestVersion: { version: string } }).latestVersion.version;
   const v2 = await runClawhub(['--registry', registry.url, '--workdir', base, 'skill', 'publish', skillDir, '--version', '1.1.0'], clawhubConfig);
   assert.equal(v2.code, 0, v2.stderr);
   const yank = await fetch(`${registry.url}/api/v1/skills/weather-brief/versions/1.1.0/yank`, {
@@ -147,7 +166,7 @@ test('a yanked version is no longer latest but stays installable by exact versio
   });
   assert.equal(yank.status, 200);
   const meta = (await (await fetch(`${registry.url}/api/v1/skills/weather-brief`)).json()) as { latestVersion: { version: string } };
-  assert.equal(meta.latestVersion.version, '1.0.0');
+  assert.equal(meta.latestVersion.version, latestBefore);
   const h = join(base, 'yank-home');
   const res = await runCli(['skills', 'install', 'weather-brief@1.1.0', '--registry', registry.url], { home: h });
   assert.equal(res.code, 0, res.stderr);
