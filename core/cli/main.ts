@@ -44,6 +44,10 @@ const VERBS: Record<string, VerbEntry> = {
   cron: { summary: 'scheduled agent turns: list, add, remove, run', load: () => import('./verbs/cron.ts') },
   approvals: { summary: 'pending tool approvals: list, approve, deny', load: () => import('./verbs/approvals.ts') },
   memory: { summary: 'the long-term memory index: status, index, search', load: () => import('./verbs/memory.ts') },
+  registry: { summary: 'serve a ClawHub-compatible skill and plugin registry; mint publish tokens', load: () => import('./verbs/registry.ts') },
+  skills: { summary: 'search, install, remove, list and verify workspace skills', load: () => import('./verbs/skills.ts') },
+  keygen: { summary: 'create an ed25519 publisher key file', load: () => import('./verbs/keygen.ts') },
+  trust: { summary: 'list, add or remove trusted publisher keys', load: () => import('./verbs/trust.ts') },
 };
 
 const GLOBAL_OPTIONS: ParseArgsOptionsConfig = {
