@@ -19,8 +19,14 @@ export interface Dispatch {
   agentId: string;
   sessionKey: string;
   message: InboundMessage;
-  /** The inbound ledger row: a consumer that wants exactly-once can remember it. */
-  inboundId: number;
+  /** The inbound ledger row (channel messages): a consumer that wants exactly-once can remember it. */
+  inboundId?: number;
+  /** Set by webhook ingress: the run id already promised to the caller. */
+  runId?: string;
+  /** Where the agent's reply goes when it is not the origin chat, e.g. "telegram:123456" (hooks.<name>.deliver). */
+  deliver?: string | null;
+  /** `wake`: nudge the agent's main session instead of starting a turn in its own (hooks.<name>.action). */
+  action?: 'agent' | 'wake';
 }
 
 /** Hands a message to the agent side; resolves once it is accepted there (queued), not when the turn ends. */
