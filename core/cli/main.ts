@@ -39,6 +39,7 @@ const VERBS: Record<string, VerbEntry> = {
   status: { summary: 'is the gateway up; plugins, channels, sessions, queue', load: () => import('./verbs/status.ts') },
   config: { summary: 'get, set or validate config.json', load: () => import('./verbs/config.ts') },
   doctor: { summary: 'audit this installation for risky settings; --fix repairs what is safe', load: () => import('./verbs/doctor.ts') },
+  pairing: { summary: 'chat senders waiting for DM access: list, approve CHANNEL CODE, reject CHANNEL CODE', load: () => import('./verbs/pairing.ts') },
 };
 
 const GLOBAL_OPTIONS: ParseArgsOptionsConfig = {

@@ -39,7 +39,7 @@ export interface RouterRig {
 }
 
 /** The router over a real SQLite file in a temp home, recording what it dispatches and replies. */
-export function routerRig(t: TestContext, raw: Record<string, unknown> = {}): RouterRig {
+export function routerRig(t: TestContext, raw: Record<string, unknown> = {}, opts: { realClock?: boolean } = {}): RouterRig {
   const home = tempHome('channels');
   ensureHome(home.paths);
   const db = openDb(home.paths.db);
@@ -47,7 +47,7 @@ export function routerRig(t: TestContext, raw: Record<string, unknown> = {}): Ro
     db.close();
     home.cleanup();
   });
-  const clock = fakeClock();
+  const clock = opts.realClock ? { now: () => Date.now(), advance: () => { throw new Error('real clock'); } } : fakeClock();
   const audit = createAuditLog(db, { now: clock.now });
   const inbox = createInbox(db, clock);
   const pairing = createPairingStore(db, { clock, audit });
