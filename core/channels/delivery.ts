@@ -12,11 +12,19 @@ import { parseOutbound } from './envelope.ts';
 //   concurrently up to `concurrency`.
 // - Failures are retried with exponential backoff and full jitter, never sooner
 //   than the platform's retryAfterMs; after maxAttempts (or a non-retryable error)
-//   the row is dead-lettered with its reason.
+//   the row is dead-lettered with its reason. A missing sender (channel plugin not
+//   running) parks the lane without spending attempts.
 // - After a crash every row not marked delivered is sent again with the same
 //   idempotency key, so a platform that honours the key sees it once. Marking
 //   "delivered" is batched (one commit per burst): losing that mark costs only a
 //   re-send that the key makes harmless.
+// Failures are classified by the thrown value: retryable unless it says `retryable: false`.
+
+// A "delivered" mark may wait this long (or for this many siblings) before its
+// commit: one fsync per burst instead of per message. A crash inside the window
+// only means those messages are sent again under the same idempotency key.
+const MARK_FLUSH_MS = 20;
+const MARK_BATCH = 256;
 
 export type Sender = (msg: OutboundMessage) => Promise<{ platformMessageId?: string } | void>;
 
@@ -215,9 +223,10 @@ export function createDeliveryQueue(opts: DeliveryOptions): DeliveryQueue {
       return;
     }
     pendingMarks.push([attempts, result?.platformMessageId ?? null, clock.now(), item.id]);
-    if (!flushScheduled) {
+    if (pendingMarks.length >= MARK_BATCH) flush();
+    else if (!flushScheduled) {
       flushScheduled = true;
-      setImmediate(flush);
+      setTimeout(flush, MARK_FLUSH_MS);
     }
     done(lane);
   }
