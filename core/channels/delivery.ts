@@ -43,6 +43,8 @@ export interface DeliveryOptions {
   baseDelayMs?: number;
   maxDelayMs?: number;
   concurrency?: number;
+  /** How long a "delivered" mark may wait for siblings before its commit (default 20 ms; 0 = next turn). */
+  markFlushMs?: number;
   /** [0, 1): injectable so backoff can be tested deterministically. */
   random?: () => number;
 }
@@ -101,6 +103,7 @@ export function createDeliveryQueue(opts: DeliveryOptions): DeliveryQueue {
   const maxDelay = opts.maxDelayMs ?? 5 * 60_000;
   const concurrency = opts.concurrency ?? 8;
   const random = opts.random ?? Math.random;
+  const markFlushMs = opts.markFlushMs ?? MARK_FLUSH_MS;
   // Durability is the point of this table: never run it on a relaxed connection.
   db.pragma('synchronous = FULL');
 
@@ -226,7 +229,8 @@ export function createDeliveryQueue(opts: DeliveryOptions): DeliveryQueue {
     if (pendingMarks.length >= MARK_BATCH) flush();
     else if (!flushScheduled) {
       flushScheduled = true;
-      setTimeout(flush, MARK_FLUSH_MS);
+      if (markFlushMs > 0) setTimeout(flush, markFlushMs);
+      else setImmediate(flush);
     }
     done(lane);
   }

@@ -199,7 +199,11 @@ test('kill -9 of the delivery process at random points loses nothing and, with i
         });
         child.stderr.on('data', (d: Buffer) => (err += d.toString()));
         if (kills < 4) {
-          await delay(150 + Math.floor(Math.random() * 400));
+          // Shoot at a random point after this run has started accepting and sending.
+          const before = accepted.size;
+          const deadline = Date.now() + 5000;
+          while (accepted.size === before && child.exitCode === null && Date.now() < deadline) await delay(5);
+          await delay(Math.floor(Math.random() * 300));
           if (child.exitCode === null) {
             child.kill('SIGKILL');
             kills++;
@@ -219,7 +223,7 @@ test('kill -9 of the delivery process at random points loses nothing and, with i
       const states = db.prepare('SELECT state, COUNT(*) AS n FROM channel_outbox GROUP BY state').all();
       db.close();
       assert.deepEqual(states, [{ state: 'delivered', n: COUNT }]);
-      // Re-sends after a crash are only the few in flight (or not yet marked) when it died.
+      // Re-sends after a crash are only the few in flight (or completed but not yet marked) when it died.
       const resent = sink.receipts.filter((r) => r.status === 200).length - sink.applied.size;
       t.diagnostic(`round ${round}: killed at ${progress.join(', ')}; ${resent} re-sends answered by the key`);
       assert.ok(resent <= kills * 3 * CONCURRENCY, `${resent} re-sends after ${kills} kills`);
