@@ -48,6 +48,7 @@ const VERBS: Record<string, VerbEntry> = {
   skills: { summary: 'search, install, remove, list and verify workspace skills', load: () => import('./verbs/skills.ts') },
   keygen: { summary: 'create an ed25519 publisher key file', load: () => import('./verbs/keygen.ts') },
   trust: { summary: 'list, add or remove trusted publisher keys', load: () => import('./verbs/trust.ts') },
+  pairing: { summary: 'chat senders waiting for DM access: list, approve CHANNEL CODE, reject CHANNEL CODE', load: () => import('./verbs/pairing.ts') },
 };
 
 const GLOBAL_OPTIONS: ParseArgsOptionsConfig = {

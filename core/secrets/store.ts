@@ -5,6 +5,7 @@ import type { HomePaths } from '../home.ts';
 import { writeFileAtomic } from '../home.ts';
 import { fromB64, b64 } from '../identity/keys.ts';
 import { registerSecretValue } from './known.ts';
+import type { SecretsSource } from './source.ts';
 
 // The encrypted secrets store (config.md): secrets.enc is one nacl secretbox over
 // the JSON map of names to values. The key is identity/secrets.key (0600), or is
@@ -28,11 +29,6 @@ export class SecretsError extends Error {
     super(message);
     this.name = 'SecretsError';
   }
-}
-
-/** Where kernel code reads a secret's value (egress substitution, hook auth, provider keys). */
-export interface SecretsSource {
-  get(name: string): string | undefined;
 }
 
 export interface SecretsStore extends SecretsSource {
@@ -117,17 +113,4 @@ export function openSecrets(paths: HomePaths, env: NodeJS.ProcessEnv = process.e
       return had;
     },
   };
-}
-
-/**
- * Resolve a config credential: `{"secret": NAME}` from the store, `"${ENV}"` from
- * the environment. Undefined when unset.
- */
-export function resolveCredential(ref: unknown, secrets: SecretsSource, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  if (ref && typeof ref === 'object' && typeof (ref as { secret?: unknown }).secret === 'string') return secrets.get((ref as { secret: string }).secret);
-  if (typeof ref === 'string') {
-    const m = /^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$/.exec(ref);
-    if (m) return env[m[1]] || undefined;
-  }
-  return undefined;
 }

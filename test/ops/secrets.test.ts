@@ -4,7 +4,8 @@ import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempHome } from '../helpers/home.ts';
 import { runCli } from '../helpers/cli.ts';
-import { openSecrets, resolveCredential } from '../../core/secrets/store.ts';
+import { openSecrets } from '../../core/secrets/store.ts';
+import { resolveCredential } from '../../core/secrets/source.ts';
 import { ensureHome } from '../../core/home.ts';
 
 const VALUE = 'sk-test-7f3a9c1e5b2d4f6a8c0e';
