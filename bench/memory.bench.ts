@@ -6,9 +6,9 @@
 import { mkdtempSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MemoryIndex, embedInput } from '../plugins/memory/memory-index.ts';
-import { createLocalEmbedder, localVector } from '../plugins/memory/embedders/local.ts';
-import { blobVec } from '../plugins/memory/store.ts';
+import { MemoryIndex, embedInput } from '../plugins/memory/hybrid/memory-index.ts';
+import { createLocalEmbedder, localVector } from '../plugins/memory/hybrid/embedders/local.ts';
+import { blobVec } from '../plugins/memory/hybrid/store.ts';
 import { makeReport, percentile, MB } from './lib.ts';
 
 const CHUNKS = Number(process.env.MEMORY_BENCH_CHUNKS ?? 100_000);

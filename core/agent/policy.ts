@@ -23,7 +23,10 @@ function glob(pattern: string): RegExp {
   return re;
 }
 
-const matchesAny = (patterns: readonly string[] | undefined, name: string): boolean => (patterns ?? []).some((p) => glob(p).test(name));
+// Tool names on the wire are [A-Za-z0-9_-] only (`files_write`), while config and
+// OpenClaw habit write groups with dots (`files.write`, `files.*`): both spell the same name.
+const normal = (s: string): string => s.replace(/\./g, '_');
+const matchesAny = (patterns: readonly string[] | undefined, name: string): boolean => (patterns ?? []).some((p) => glob(normal(p)).test(normal(name)));
 
 export type ToolDecision = { allowed: true; approval: boolean } | { allowed: false; reason: string };
 

@@ -60,10 +60,15 @@ function hostPort(host: string, port: number): string {
   return `${isIP(host) === 6 ? `[${host}]` : host}:${port}`;
 }
 
-/** `*.example.com` matches subdomains (not the apex); anything else matches exactly (case-insensitive). */
+/**
+ * `*.example.com` matches subdomains (not the apex); `*` matches any host — the
+ * address checks still refuse private, loopback and link-local targets, which only
+ * a literal entry unlocks; anything else matches exactly (case-insensitive).
+ */
 export function hostMatches(pattern: string, host: string): boolean {
   const p = pattern.toLowerCase().replace(/^\[|\]$/g, '');
   const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  if (p === '*') return true;
   if (p.startsWith('*.')) return h.endsWith(p.slice(1)) && h.length > p.length - 1;
   return p === h;
 }
@@ -111,8 +116,12 @@ function listedIn(p: Permissions & { worker: boolean }, d: Descriptor): boolean 
     case 'net.address':
       // A private address only when the literal address (or "localhost" for loopback) is what was listed.
       if (!d.private) return netListed(p.net, d.host, d.port);
-      if (isIP(d.host.replace(/^\[|\]$/g, '')) !== 0) return d.host.replace(/^\[|\]$/g, '') === d.address && netListed(p.net, d.host, d.port);
-      return d.host.toLowerCase() === 'localhost' && /^(127\.|::1$|::ffff:127\.)/.test(d.address) && netListed(p.net, 'localhost', d.port);
+      {
+        // Wildcards (`*`, `*.example.com`) never unlock a private address.
+        const literal = (p.net ?? []).filter((n) => !n.startsWith('*'));
+        if (isIP(d.host.replace(/^\[|\]$/g, '')) !== 0) return d.host.replace(/^\[|\]$/g, '') === d.address && netListed(literal, d.host, d.port);
+        return d.host.toLowerCase() === 'localhost' && /^(127\.|::1$|::ffff:127\.)/.test(d.address) && netListed(literal, 'localhost', d.port);
+      }
     case 'secret':
       return (p.secrets?.[d.name] ?? []).some((h) => hostMatches(h, d.host));
     case 'fs.read':

@@ -4,7 +4,7 @@ export const PLUGIN_ID = '^(@[a-z0-9][a-z0-9-]{0,63}/)?[a-z0-9][a-z0-9-]{0,63}$'
 /** Relative paths only: no absolute path, no `.`/`..` or hidden segments, no empty segment. */
 export const FILE_PATH = '^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$';
 export const FILE_DIGEST = '^sha256-[A-Za-z0-9+/]{43}=$';
-export const NET_TARGET = '^(\\[[0-9a-fA-F:.]+\\]|(\\*\\.)?[a-z0-9-]+(\\.[a-z0-9-]+)*):[0-9]{1,5}$';
+export const NET_TARGET = '^(\\*|\\[[0-9a-fA-F:.]+\\]|(\\*\\.)?[a-z0-9-]+(\\.[a-z0-9-]+)*):[0-9]{1,5}$';
 export const HOST_NAME = '^(\\[[0-9a-fA-F:.]+\\]|(\\*\\.)?[a-z0-9-]+(\\.[a-z0-9-]+)*)$';
 export const SECRET_NAME = '^[A-Z][A-Z0-9_]{0,63}$';
 export const FS_ROOT = '^\\$(WORKSPACE|PLUGIN_DATA)(/[A-Za-z0-9_][A-Za-z0-9._-]*)*$';

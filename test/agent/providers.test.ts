@@ -196,11 +196,10 @@ test('openai: 429 with retry-after, 500 and a hang map to rate_limit, server and
   assert.equal(fake.requests.length, 3, 'the SDK must not retry on its own');
 });
 
-test('plugin.json provides the same models as the code catalogs', () => {
+test('the signed provider manifests provide the same models as the code catalogs', () => {
   for (const [id, catalog] of [['anthropic', ANTHROPIC_CATALOG], ['openai', OPENAI_CATALOG]] as const) {
-    const manifest = JSON.parse(readFileSync(new URL(`../../plugins/providers/${id}/plugin.json`, import.meta.url), 'utf8'));
+    const manifest = JSON.parse(readFileSync(new URL(`../../manifests/provider.${id}.json`, import.meta.url), 'utf8'));
     assert.deepEqual(manifest.provides.models, catalog, id);
     assert.equal(manifest.runtime, 'worker');
-    assert.equal(manifest.signature, undefined);
   }
 });

@@ -4,7 +4,7 @@
 // name picks the dimensions ("*-64" → 64), so a model change is a real change.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { localVector } from '../../plugins/memory/embedders/local.ts';
+import { localVector } from '../../plugins/memory/hybrid/embedders/local.ts';
 
 export interface FakeEmbeddings {
   url: string;

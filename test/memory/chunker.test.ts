@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chunkMarkdown, estimateTokens } from '../../plugins/memory/chunker.ts';
+import { chunkMarkdown, estimateTokens } from '../../plugins/memory/hybrid/chunker.ts';
 
 const doc = [
   '# Notes', '', '## Travel', '', 'Flight to Oslo on the 12th.', 'Hotel near the station.', '',

@@ -2,9 +2,9 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { MemoryIndex, type MemoryIndexOptions } from '../../plugins/memory/memory-index.ts';
-import { createLocalEmbedder } from '../../plugins/memory/embedders/local.ts';
-import type { Embedder } from '../../plugins/memory/embedders/types.ts';
+import { MemoryIndex, type MemoryIndexOptions } from '../../plugins/memory/hybrid/memory-index.ts';
+import { createLocalEmbedder } from '../../plugins/memory/hybrid/embedders/local.ts';
+import type { Embedder } from '../../plugins/memory/hybrid/embedders/types.ts';
 
 export interface MemoryFixture {
   base: string;

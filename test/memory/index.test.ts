@@ -4,7 +4,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { memoryFixture, countingEmbedder, dailyName, FILLER } from './helpers.ts';
-import { createLocalEmbedder } from '../../plugins/memory/embedders/local.ts';
+import { createLocalEmbedder } from '../../plugins/memory/hybrid/embedders/local.ts';
 
 const FACT = 'Alice told me she is severely allergic to peanuts and always carries an EpiPen.';
 

@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import * as sqliteVec from 'sqlite-vec';
 import { memoryFixture, dailyName, FILLER } from './helpers.ts';
 import { startFakeEmbeddings } from '../helpers/fake-embeddings.ts';
-import { createOpenAiEmbedder } from '../../plugins/memory/embedders/openai.ts';
+import { createOpenAiEmbedder } from '../../plugins/memory/hybrid/embedders/openai.ts';
 import { exited } from '../helpers/cli.ts';
 
 const CHILD = fileURLToPath(new URL('./fixtures/index-child.ts', import.meta.url));

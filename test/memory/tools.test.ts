@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { memoryFixture, dailyName } from './helpers.ts';
-import { createMemoryTools, type MemoryTool } from '../../plugins/memory/tools.ts';
-import { flushFacts } from '../../plugins/memory/files.ts';
+import { createMemoryTools, type MemoryTool } from '../../plugins/memory/hybrid/tools.ts';
+import { flushFacts } from '../../plugins/memory/hybrid/files.ts';
 import type { ToolResult } from '../../core/plugin-api.ts';
 
 const ctx = { agentId: 'main', sessionKey: 'agent:main:main' };

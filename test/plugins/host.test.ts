@@ -84,7 +84,7 @@ exports.tools = [
 test('tool input is validated against the manifest schema before the plugin sees it', async (t) => {
   const fx = await startHost(t, [], null);
   await assert.rejects(fx.host.invokeTool('clock_now', { timezone: 5 }, ctx), (e: Error & { code?: string }) => e.code === 'INVALID_REQUEST' && /\/timezone/.test(e.message));
-  assert.deepEqual(fx.host.listTools().map((x) => x.name), ['clock_now']);
+  assert.ok(fx.host.listTools().some((x) => x.name === 'clock_now'), 'the clock tool is listed with its schema');
   assert.equal(stateOf(fx.host, 'clock'), 'stopped', 'validation failed before the plugin was started (lazy start)');
 });
 

@@ -37,26 +37,26 @@ beforeEach(() => {
 
 const tool = (name: string) => tools.find((t) => t.name === name)!;
 
-test('files.write then files.read round-trips a workspace file', async () => {
-  const w = await tool('files.write').run({ path: 'notes/today.md', content: 'hello' });
+test('files_write then files_read round-trips a workspace file', async () => {
+  const w = await tool('files_write').run({ path: 'notes/today.md', content: 'hello' });
   assert.equal(w.isError, undefined, w.content);
   assert.equal(readFileSync(join(ws, 'notes/today.md'), 'utf8'), 'hello');
-  assert.equal((await tool('files.read').run({ path: './notes//today.md' })).content, 'hello');
+  assert.equal((await tool('files_read').run({ path: './notes//today.md' })).content, 'hello');
 });
 
-test('files.list lists a directory with dirs marked', async () => {
-  await tool('files.write').run({ path: 'a/b.txt', content: 'x' });
-  assert.match((await tool('files.list').run({})).content, /^a\/$/m);
-  assert.equal((await tool('files.list').run({ path: 'a' })).content, 'b.txt');
+test('files_list lists a directory with dirs marked', async () => {
+  await tool('files_write').run({ path: 'a/b.txt', content: 'x' });
+  assert.match((await tool('files_list').run({})).content, /^a\/$/m);
+  assert.equal((await tool('files_list').run({ path: 'a' })).content, 'b.txt');
 });
 
-test('files.patch replaces a unique occurrence and refuses an ambiguous one', async () => {
-  await tool('files.write').run({ path: 'p.txt', content: 'one two two' });
-  assert.equal((await tool('files.patch').run({ path: 'p.txt', find: 'one', replace: '1' })).isError, undefined);
-  const amb = await tool('files.patch').run({ path: 'p.txt', find: 'two', replace: '2' });
+test('files_patch replaces a unique occurrence and refuses an ambiguous one', async () => {
+  await tool('files_write').run({ path: 'p.txt', content: 'one two two' });
+  assert.equal((await tool('files_patch').run({ path: 'p.txt', find: 'one', replace: '1' })).isError, undefined);
+  const amb = await tool('files_patch').run({ path: 'p.txt', find: 'two', replace: '2' });
   assert.equal(amb.isError, true);
   assert.match(amb.content, /occurs 2 times/);
-  await tool('files.patch').run({ path: 'p.txt', find: 'two', replace: '$&2', all: true });
+  await tool('files_patch').run({ path: 'p.txt', find: 'two', replace: '$&2', all: true });
   assert.equal(readFileSync(join(ws, 'p.txt'), 'utf8'), '1 $&2 $&2');
 });
 
@@ -71,7 +71,7 @@ for (const [label, path] of [
   ['an empty path', ''],
 ] as const) {
   test(`files tools refuse ${label} without touching the fs capability`, async () => {
-    for (const name of ['files.read', 'files.write', 'files.list', 'files.patch']) {
+    for (const name of ['files_read', 'files_write', 'files_list', 'files_patch']) {
       const r = await tool(name).run({ path, content: 'x', find: 'a', replace: 'b' });
       assert.equal(r.isError, true, `${name} accepted ${JSON.stringify(path)}`);
       assert.match(r.content, /^refused: /);
@@ -84,7 +84,7 @@ test('a failure from the kernel fs capability is reported, not thrown', async ()
   (globalThis as unknown as { carapace: { fs: { read: unknown } } }).carapace.fs.read = async () => {
     throw new Error('FORBIDDEN: path resolves outside the granted roots');
   };
-  const r = await tool('files.read').run({ path: 'link-to-etc/passwd' });
+  const r = await tool('files_read').run({ path: 'link-to-etc/passwd' });
   assert.equal(r.isError, true);
   assert.match(r.content, /outside the granted roots/);
 });

@@ -1,6 +1,6 @@
 // `carapace memory status | index [--force] | search QUERY`: the memory plugin's
 // index, worked on directly (offline, no gateway needed). The index file is the
-// plugin's own, under $CARAPACE_HOME/plugins-data/memory/ (see plugins/memory/config.ts).
+// plugin's own, under $CARAPACE_HOME/plugins-data/memory/ (see plugins/memory/hybrid/config.ts).
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { CliError, UsageError } from '../../errors.ts';
@@ -26,8 +26,8 @@ async function open(io: CliIO) {
     if (err instanceof ConfigError) throw new CliError(`${io.paths.config}: ${err.message}`);
     throw err;
   }
-  const lib = await import('../../../plugins/memory/config.ts');
-  const { MemoryIndex } = await import('../../../plugins/memory/memory-index.ts');
+  const lib = await import('../../../plugins/memory/hybrid/config.ts');
+  const { MemoryIndex } = await import('../../../plugins/memory/hybrid/memory-index.ts');
   let embedder;
   try {
     const remote = lib.remoteFromSetting(config.memory.embedder, config.providers);

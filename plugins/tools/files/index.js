@@ -47,7 +47,7 @@ const pathProp = { type: 'string', description: 'path relative to the workspace'
 
 export const tools = [
   {
-    name: 'files.read',
+    name: 'files_read',
     description: 'Read a text file from the workspace.',
     input: { type: 'object', properties: { path: pathProp }, required: ['path'], additionalProperties: false },
     run: (input) =>
@@ -58,7 +58,7 @@ export const tools = [
       }),
   },
   {
-    name: 'files.write',
+    name: 'files_write',
     description: 'Create or overwrite a text file in the workspace.',
     input: {
       type: 'object',
@@ -77,7 +77,7 @@ export const tools = [
       }),
   },
   {
-    name: 'files.list',
+    name: 'files_list',
     description: 'List a directory of the workspace.',
     input: { type: 'object', properties: { path: { ...pathProp, default: '.' } }, additionalProperties: false },
     run: (input) =>
@@ -88,7 +88,7 @@ export const tools = [
       }),
   },
   {
-    name: 'files.patch',
+    name: 'files_patch',
     description: 'Replace an exact piece of text in a workspace file. `find` must occur exactly once unless `all` is true.',
     input: {
       type: 'object',

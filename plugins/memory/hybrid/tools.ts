@@ -1,6 +1,6 @@
 // The agent's memory tools: search (snippets with file:line), get (exact lines), write.
 import { Ajv } from 'ajv';
-import type { ToolContext, ToolDef, ToolResult } from '../../core/plugin-api.ts';
+import type { ToolContext, ToolDef, ToolResult } from '../../../core/plugin-api.ts';
 import type { MemoryIndex } from './memory-index.ts';
 import { MemoryFileError, appendDaily, curateMemory, readMemoryLines, MAX_GET_LINES, MAX_WRITE_CHARS } from './files.ts';
 

@@ -8,7 +8,7 @@
 // worker runtime; embedding requests go through `carapace.net.fetch`, so the
 // host's allowlist and `{{secret:NAME}}` substitution apply.
 import { join } from 'node:path';
-import type { CapabilityApi, MemoryDoc, MemoryHit } from '../../core/plugin-api.ts';
+import type { CapabilityApi, MemoryDoc, MemoryHit } from '../../../core/plugin-api.ts';
 import { MemoryIndex } from './memory-index.ts';
 import { INDEX_FILE, makeEmbedder, type MemoryPluginConfig } from './config.ts';
 import type { HttpPost } from './embedders/openai.ts';
