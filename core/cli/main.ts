@@ -41,6 +41,7 @@ const VERBS: Record<string, VerbEntry> = {
   secrets: { summary: 'the encrypted secrets store: set NAME (value from stdin), list, remove', load: () => import('./verbs/secrets.ts') },
   doctor: { summary: 'audit this installation for risky settings; --fix repairs what is safe', load: () => import('./verbs/doctor.ts') },
   cron: { summary: 'scheduled agent turns: list, add, remove, run', load: () => import('./verbs/cron.ts') },
+  audit: { summary: 'the hash-chained audit log: list with filters, or verify', load: () => import('./verbs/audit.ts') },
   approvals: { summary: 'pending tool approvals: list, approve, deny', load: () => import('./verbs/approvals.ts') },
 };
 
