@@ -42,6 +42,8 @@ const VERBS: Record<string, VerbEntry> = {
   doctor: { summary: 'audit this installation for risky settings; --fix repairs what is safe', load: () => import('./verbs/doctor.ts') },
   cron: { summary: 'scheduled agent turns: list, add, remove, run', load: () => import('./verbs/cron.ts') },
   audit: { summary: 'the hash-chained audit log: list with filters, or verify', load: () => import('./verbs/audit.ts') },
+  backup: { summary: 'consistent snapshot of the state directory into one file; backup restore FILE', load: () => import('./verbs/backup.ts') },
+  restore: { summary: 'restore a backup into the home (gateway stopped)', load: () => import('./verbs/restore.ts') },
   approvals: { summary: 'pending tool approvals: list, approve, deny', load: () => import('./verbs/approvals.ts') },
 };
 
