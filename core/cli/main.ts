@@ -44,6 +44,7 @@ const VERBS: Record<string, VerbEntry> = {
   audit: { summary: 'the hash-chained audit log: list with filters, or verify', load: () => import('./verbs/audit.ts') },
   backup: { summary: 'consistent snapshot of the state directory into one file; backup restore FILE', load: () => import('./verbs/backup.ts') },
   restore: { summary: 'restore a backup into the home (gateway stopped)', load: () => import('./verbs/restore.ts') },
+  service: { summary: 'run the gateway as a systemd user unit (Linux) or launchd agent (macOS): install, uninstall, status', load: () => import('./verbs/service.ts') },
   approvals: { summary: 'pending tool approvals: list, approve, deny', load: () => import('./verbs/approvals.ts') },
 };
 
