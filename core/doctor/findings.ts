@@ -3,6 +3,7 @@ import { delimiter, join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Config } from '../config/config.ts';
 import type { HomePaths } from '../home.ts';
+import { readRunInfo } from '../gateway/lock.ts';
 import { effectiveProviders, NO_PROVIDER_HELP } from '../providers/detect.ts';
 
 export type Severity = 'error' | 'warn' | 'info';
@@ -28,8 +29,9 @@ export interface DoctorContext {
 
 export type Check = (ctx: DoctorContext) => Finding[];
 
-const bindExposure: Check = ({ config }) => {
-  const bind = config.gateway.bind;
+const bindExposure: Check = ({ config, paths }) => {
+  // A running gateway may have been started with --bind (a container's CMD does): what it listens on is what counts.
+  const bind = readRunInfo(paths)?.bind ?? config.gateway.bind;
   if (bind === 'loopback' || bind === '127.0.0.1' || bind === '::1') return [];
   if (config.gateway.tls) {
     return [{ id: 'bind.lan', severity: 'info', what: `the gateway listens on ${bind} with TLS`, why: 'other machines on the network can reach it; every device still has to pair', fix: 'bind loopback unless you need remote devices' }];

@@ -146,3 +146,12 @@ test('doctor warns when the home filesystem has less free space than the thresho
   assert.equal(low.apply, undefined);
   assert.equal(runChecks({ ...ctx, minFreeBytes: 1 }).some((f) => f.id === 'disk.low'), false);
 });
+
+test('doctor judges the bind of the running gateway, not only config.json (a container started with --bind lan)', async (t) => {
+  const h = home(t);
+  writeFileSync(h.paths.runInfo, JSON.stringify({ pid: process.pid, port: 18789, bind: 'lan', host: '0.0.0.0', startedAt: Date.now(), version: 'test' }));
+  const { report } = await doctor(h.dir);
+  const f = report.findings.find((x) => x.id === 'bind.exposed');
+  assert.ok(f, JSON.stringify(report));
+  assert.match(f.what, /listens on lan without TLS/);
+});
