@@ -7,6 +7,8 @@ export interface HomePaths {
   root: string;
   config: string;
   db: string;
+  /** The signed audit chain head (core/audit.ts): detects deletion of the newest rows. */
+  auditHead: string;
   identityDir: string;
   gatewayKey: string;
   ownerKey: string;
@@ -31,6 +33,7 @@ export function homePaths(root: string): HomePaths {
     root,
     config: join(root, 'config.json'),
     db: join(root, 'carapace.db'),
+    auditHead: join(root, 'audit-head.json'),
     identityDir: join(root, 'identity'),
     gatewayKey: join(root, 'identity', 'gateway.json'),
     ownerKey: join(root, 'identity', 'owner.json'),

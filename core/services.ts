@@ -14,4 +14,6 @@ export const serviceFactories: ServiceFactory[] = [
     host.discover();
     return host;
   },
+  // First, so that every later service can registry.get('metrics') at construction.
+  async (ctx, registry) => (await import('./ops/metrics.ts')).createMetricsService(ctx, registry),
 ];

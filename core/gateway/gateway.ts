@@ -4,7 +4,7 @@ import { loadConfig, type Config } from '../config/config.ts';
 import { createLiveConfig } from '../config/live.ts';
 import { createLogHub, type LogHub } from '../log/logger.ts';
 import { openDb, type Db } from '../store/db.ts';
-import { createAuditLog } from '../audit.ts';
+import { openAuditLog } from '../audit.ts';
 import { loadOrCreateKey } from '../identity/keys.ts';
 import { acquireLock, writeRunInfo, removeRunInfo } from './lock.ts';
 import { ServiceRegistry, type KernelContext, type ServiceFactory } from '../kernel.ts';
@@ -77,8 +77,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     const openedDb = db;
     cleanups.unshift(() => openedDb.close());
     const clock = opts.clock ?? systemClock;
-    const audit = createAuditLog(db, { now: () => clock.now(), secretValues });
     const identity = { gateway: loadOrCreateKey(paths.gatewayKey), owner: loadOrCreateKey(paths.ownerKey) };
+    const audit = openAuditLog(db, paths, { now: () => clock.now(), secretValues, key: identity.gateway });
     const liveConfig = createLiveConfig(paths.config, loaded, { audit, log });
     cleanups.unshift(() => liveConfig.close());
     liveConfig.onChange((next) => logHub!.setLevel(next.logging.level));

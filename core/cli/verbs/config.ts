@@ -5,7 +5,7 @@ import { changedPaths } from '../../config/live.ts';
 import { ensureHome } from '../../home.ts';
 import { acquireLock, readRunInfo } from '../../gateway/lock.ts';
 import { openDb } from '../../store/db.ts';
-import { createAuditLog } from '../../audit.ts';
+import { openAuditLog } from '../../audit.ts';
 import type { Verb, CliIO } from '../main.ts';
 
 const usage = `usage: carapace config get [PATH] [--json]
@@ -55,7 +55,7 @@ function change(io: CliIO, path: string, value: unknown): void {
     }
     const db = openDb(io.paths.db);
     try {
-      createAuditLog(db).append({
+      openAuditLog(db, io.paths).append({
         actor: 'cli:owner',
         action: 'config.set',
         target: 'config.json',

@@ -9,7 +9,9 @@ export const verb: Verb = {
   usage: `usage: carapace doctor [--fix] [--json] [--home DIR]
 
 Audits this installation: bind exposure, state-directory permissions, DM
-policies, providers. Each finding says what, why and the fix; --fix applies the
+policies, providers, installed plugins (unsigned, third-party worker runtime,
+any-host network or write-to-/ grants), exec without bubblewrap, unanswered
+device pairing requests, database integrity, free disk space. Each finding says what, why and the fix; --fix applies the
 fixes that are safe to apply unattended. Exits 1 while an error-level finding remains.`,
   options: { fix: { type: 'boolean' } },
   async run(io, { values }) {

@@ -2,7 +2,7 @@ import { CliError, UsageError } from '../../errors.ts';
 import { ensureHome } from '../../home.ts';
 import { openSecrets, SecretsError, SECRET_NAME } from '../../secrets/store.ts';
 import { openDb } from '../../store/db.ts';
-import { createAuditLog } from '../../audit.ts';
+import { openAuditLog } from '../../audit.ts';
 import type { Verb, CliIO } from '../main.ts';
 
 const usage = `usage: carapace secrets set NAME
@@ -51,7 +51,7 @@ async function readValue(io: CliIO): Promise<string> {
 function audit(io: CliIO, action: string, name: string): void {
   const db = openDb(io.paths.db);
   try {
-    createAuditLog(db).append({ actor: 'cli:owner', action, target: `secret:${name}` });
+    openAuditLog(db, io.paths).append({ actor: 'cli:owner', action, target: `secret:${name}` });
   } finally {
     db.close();
   }
