@@ -6,6 +6,8 @@ import type { ServiceFactory } from './kernel.ts';
  * before the gateway listens.
  */
 export const serviceFactories: ServiceFactory[] = [
+  // First, so that every later service can registry.get('metrics') at construction.
+  async (ctx, registry) => (await import('./ops/metrics.ts')).createMetricsService(ctx, registry),
   // plugins: verifies manifests at construction; isolates start on first use.
   async (ctx, registry) => {
     const { createPluginHost } = await import('./plugins/host.ts');
@@ -14,6 +16,4 @@ export const serviceFactories: ServiceFactory[] = [
     host.discover();
     return host;
   },
-  // First, so that every later service can registry.get('metrics') at construction.
-  async (ctx, registry) => (await import('./ops/metrics.ts')).createMetricsService(ctx, registry),
 ];
