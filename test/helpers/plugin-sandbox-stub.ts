@@ -63,7 +63,7 @@ export function createSandbox(opts: SandboxOptions = {}): Sandbox {
     for (const w of waiters) w();
   };
 
-  function socketEvents(write: (d: string) => void, close: () => void): {
+  function socketEvents(write: (d: string) => void, close: (code?: number) => void): {
     events: SocketEvents;
     emitData(d: string): void;
     emitClose(info: { code?: number; reason?: string; error?: string }): void;
@@ -89,8 +89,9 @@ export function createSandbox(opts: SandboxOptions = {}): Sandbox {
         if (closedInfo) throw new Error('socket is closed');
         write(subst(String(d)));
       },
-      async close() {
-        close();
+      // The capability type has no close code; Discord needs one (1000 ends the session), so the stub passes it through.
+      async close(code?: number) {
+        close(code);
       },
     };
     return {
@@ -144,7 +145,7 @@ export function createSandbox(opts: SandboxOptions = {}): Sandbox {
         sockets.add(entry);
         const s = socketEvents(
           (d) => ws.send(d),
-          () => ws.close(1000),
+          (code) => ws.close(code ?? 1000),
         );
         ws.on('message', (data, isBinary) => s.emitData(isBinary ? Buffer.from(data as Buffer).toString('base64') : String(data)));
         ws.on('close', (code, reason) => {
