@@ -28,6 +28,8 @@ export interface Sandbox {
   deliver(topic: string, payload: unknown): Promise<void>;
   /** Wait until `count` messages have been published on `topic`; returns them. */
   waitForPublished(topic: string, count: number, timeoutMs?: number): Promise<unknown[]>;
+  /** Every `timers.sleep(ms)` the plugin asked for, in order. */
+  sleeps: number[];
   /** Log lines the plugin wrote. */
   logs: { level: string; msg: string; fields?: Record<string, unknown> }[];
   /** Evaluate a plugin's index.js in a fresh isolate-like context bound to this sandbox. */
@@ -50,6 +52,7 @@ export function createSandbox(opts: SandboxOptions = {}): Sandbox {
   const kv = opts.kv ?? new Map<string, unknown>();
   const published: BusRecord[] = [];
   const logs: Sandbox['logs'] = [];
+  const sleeps: number[] = [];
   const subscribers: { pattern: string; handler: (m: { topic: string; payload: unknown }) => unknown }[] = [];
   const waiters = new Set<() => void>();
   const aborts = new Set<AbortController>();
@@ -170,7 +173,10 @@ export function createSandbox(opts: SandboxOptions = {}): Sandbox {
         sockets.add(entry);
         const s = socketEvents(
           (d) => sock.write(d),
-          () => sock.end(),
+          () => {
+            sock.end();
+            setTimeout(() => sock.destroy(), 1000).unref();
+          },
         );
         sock.on('data', (d) => s.emitData(String(d)));
         sock.on('close', () => {
@@ -224,6 +230,7 @@ export function createSandbox(opts: SandboxOptions = {}): Sandbox {
     },
     timers: {
       sleep(ms) {
+        sleeps.push(ms);
         return new Promise<void>((resolve) => {
           if (closed) return; // never resolves: the plugin is being torn down
           const wake = () => {
@@ -260,6 +267,7 @@ export function createSandbox(opts: SandboxOptions = {}): Sandbox {
     published,
     kv,
     logs,
+    sleeps,
     async deliver(topic, payload) {
       for (const s of subscribers) if (s.pattern === topic) await s.handler(copy({ topic, payload }));
     },
