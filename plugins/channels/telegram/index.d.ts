@@ -1,0 +1,7 @@
+import type { InboundMessage, OutboundMessage } from '../../../core/plugin-api.ts';
+export declare function start(ctx: { config: Record<string, unknown> }): Promise<void>;
+export declare function send(outbound: OutboundMessage): Promise<{ platformMessageId?: string }>;
+export declare function stop(): Promise<void>;
+export declare function typing(target: { chatId: string; threadId?: string }): Promise<void>;
+export declare function toInbound(message: unknown): InboundMessage | null;
+export declare function isMention(message: unknown): boolean;

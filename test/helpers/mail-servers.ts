@@ -1,0 +1,193 @@
+// Real mail servers on loopback for the email channel tests: dovecot (Debian
+// `dovecot-imapd`) serving one Maildir user over IMAP, and an SMTP sink built on
+// Python 3.11's standard `smtpd` module that stores each message it accepts.
+// Tests skip when either is missing.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const haveDovecot = spawnSync('/usr/sbin/dovecot', ['--version']).status === 0;
+export const havePythonSmtpd = spawnSync('python3', ['-W', 'ignore', '-c', 'import smtpd']).status === 0;
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+async function waitFor(check: () => boolean, what: string, child: ChildProcess, log: () => string) {
+  const deadline = Date.now() + 15_000;
+  while (!check()) {
+    if (child.exitCode !== null) throw new Error(`${what} exited: ${log()}`);
+    if (Date.now() > deadline) throw new Error(`${what} did not start: ${log()}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+async function stopChild(child: ChildProcess) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const gone = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await gone;
+}
+
+export interface Dovecot {
+  port: number;
+  user: string;
+  password: string;
+  /** Drop a raw RFC 5322 message into the user's INBOX (Maildir new/). */
+  deliver(raw: string): void;
+  /** Disconnect the user's IMAP sessions server-side (`doveadm kick`). */
+  kick(): void;
+  stop(): Promise<void>;
+}
+
+export async function startDovecot(): Promise<Dovecot> {
+  const dir = mkdtempSync(join(tmpdir(), 'cp-dove-'));
+  chmodSync(dir, 0o755);
+  const user = 'alice';
+  const password = 'imap-pass-123';
+  const maildir = join(dir, 'mail', user, 'Maildir');
+  for (const sub of ['new', 'cur', 'tmp']) mkdirSync(join(maildir, sub), { recursive: true });
+  spawnSync('chmod', ['-R', '0777', join(dir, 'mail')]);
+  mkdirSync(join(dir, 'run'));
+  const port = await freePort();
+  writeFileSync(join(dir, 'users'), `${user}:{PLAIN}${password}\n`);
+  const conf = join(dir, 'dovecot.conf');
+  writeFileSync(
+    conf,
+    `protocols = imap
+listen = 127.0.0.1
+base_dir = ${dir}/run
+state_dir = ${dir}/run
+log_path = ${dir}/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+mail_location = maildir:${dir}/mail/%u/Maildir
+default_internal_user = dovecot
+default_internal_group = dovecot
+default_login_user = dovenull
+mail_uid = dovecot
+mail_gid = dovecot
+first_valid_uid = 1
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u ${dir}/users
+}
+userdb {
+  driver = static
+  args = uid=dovecot gid=dovecot home=${dir}/mail/%u
+}
+service imap-login {
+  chroot =
+  inet_listener imap {
+    address = 127.0.0.1
+    port = ${port}
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+service anvil {
+  chroot =
+}
+`,
+  );
+  const child = spawn('/usr/sbin/dovecot', ['-F', '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout?.on('data', (d) => (out += d));
+  child.stderr?.on('data', (d) => (out += d));
+  const log = () => {
+    try {
+      return out + readFileSync(join(dir, 'dovecot.log'), 'utf8');
+    } catch {
+      return out;
+    }
+  };
+  await waitFor(() => /starting up/.test(log()), 'dovecot', child, log);
+  let n = 0;
+  return {
+    port,
+    user,
+    password,
+    deliver(raw) {
+      const name = `${Date.now()}.M${++n}P${process.pid}.carapace-test`;
+      const tmp = join(maildir, 'tmp', name);
+      writeFileSync(tmp, raw.replace(/\r?\n/g, '\r\n'), { mode: 0o666 });
+      renameSync(tmp, join(maildir, 'new', name));
+    },
+    kick() {
+      const r = spawnSync('doveadm', ['-c', conf, 'kick', user], { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`doveadm kick failed: ${r.stderr}`);
+    },
+    async stop() {
+      await stopChild(child);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface SmtpSink {
+  port: number;
+  /** Raw messages accepted so far, with their envelope. */
+  messages(): { from: string; to: string[]; data: string }[];
+  waitMessages(n: number, timeoutMs?: number): Promise<{ from: string; to: string[]; data: string }[]>;
+  stop(): Promise<void>;
+}
+
+const SMTPD = `
+import asyncore, json, os, sys, warnings
+warnings.simplefilter('ignore')
+import smtpd
+out, port = sys.argv[1], int(sys.argv[2])
+class Sink(smtpd.SMTPServer):
+    n = 0
+    def process_message(self, peer, mailfrom, rcpttos, data, **kw):
+        if any(r.startswith('tempfail') for r in rcpttos):
+            return '451 4.3.0 try again later'
+        Sink.n += 1
+        tmp = os.path.join(out, '.%d.json' % Sink.n)
+        with open(tmp, 'w') as f:
+            json.dump({'from': mailfrom, 'to': rcpttos, 'data': data.decode('utf-8', 'replace') if isinstance(data, bytes) else data}, f)
+        os.rename(tmp, os.path.join(out, '%06d.json' % Sink.n))
+Sink(('127.0.0.1', port), None, decode_data=False)
+print('listening', flush=True)
+asyncore.loop()
+`;
+
+export async function startSmtpSink(): Promise<SmtpSink> {
+  const dir = mkdtempSync(join(tmpdir(), 'cp-smtp-'));
+  const port = await freePort();
+  const child = spawn('python3', ['-W', 'ignore', '-c', SMTPD, dir, String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout?.on('data', (d) => (out += d));
+  child.stderr?.on('data', (d) => (out += d));
+  await waitFor(() => /listening/.test(out), 'smtp sink', child, () => out);
+  const messages = () =>
+    readdirSync(dir)
+      .filter((f) => /^\d+\.json$/.test(f))
+      .sort()
+      .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as { from: string; to: string[]; data: string });
+  return {
+    port,
+    messages,
+    async waitMessages(n, timeoutMs = 10_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const m = messages();
+        if (m.length >= n) return m;
+        if (Date.now() > deadline) throw new Error(`smtp sink has ${m.length}/${n} messages`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
+    async stop() {
+      await stopChild(child);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
