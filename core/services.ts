@@ -5,4 +5,6 @@ import type { ServiceFactory } from './kernel.ts';
  * entry is loaded lazily so that nothing `/healthz` does not need is imported
  * before the gateway listens.
  */
-export const serviceFactories: ServiceFactory[] = [];
+export const serviceFactories: ServiceFactory[] = [
+  async (ctx, registry) => (await import('./bus/server.ts')).busService(ctx, registry),
+];
