@@ -38,6 +38,7 @@ const VERBS: Record<string, VerbEntry> = {
   start: { summary: 'run the gateway in the foreground', load: () => import('./verbs/start.ts') },
   status: { summary: 'is the gateway up; plugins, channels, sessions, queue', load: () => import('./verbs/status.ts') },
   config: { summary: 'get, set or validate config.json', load: () => import('./verbs/config.ts') },
+  devices: { summary: 'pair, list and revoke devices (CLI, UI, phones, nodes)', load: () => import('./verbs/devices.ts') },
   doctor: { summary: 'audit this installation for risky settings; --fix repairs what is safe', load: () => import('./verbs/doctor.ts') },
 };
 

@@ -23,7 +23,8 @@ export interface BusEnv {
   /** A client of the owner key with every operator scope, already connected. */
   ownerClient(): Promise<BusClient>;
   client(key: KeyPair, opts?: { scopes?: string[]; role?: 'operator' | 'node'; pairingCode?: string; now?: () => number }): BusClient;
-  stop(): Promise<void>;
+  /** Stop the gateway and, unless keepHome, remove the temp home. */
+  stop(opts?: { keepHome?: boolean }): Promise<void>;
 }
 
 export async function startBus(opts: { limits?: Partial<BusLimits>; clock?: Clock; home?: TempHome } = {}): Promise<BusEnv> {
@@ -52,10 +53,10 @@ export async function startBus(opts: { limits?: Partial<BusLimits>; clock?: Cloc
       await c.connect();
       return c;
     },
-    async stop() {
+    async stop(o = {}) {
       for (const c of clients) c.close();
       await gw.stop('test');
-      if (!opts.home) home.cleanup();
+      if (!opts.home && !o.keepHome) home.cleanup();
     },
   };
 }
