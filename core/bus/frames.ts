@@ -153,6 +153,15 @@ export function check<T>(validate: ValidateFunction<T>, value: unknown, base = '
   throw new CarapaceError('INVALID_REQUEST', `${pointer || '/'} ${err.keyword === 'additionalProperties' ? 'is not allowed' : err.message ?? 'is invalid'}`, { pointer });
 }
 
+/** A refusal of a frame that did parse as JSON, carrying its id so the error can answer it. */
+export class FrameError extends CarapaceError {
+  readonly frameId: string | undefined;
+  constructor(message: string, pointer: string, frameId: string | undefined) {
+    super('INVALID_REQUEST', message, { pointer });
+    this.frameId = frameId;
+  }
+}
+
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 
 /**
@@ -180,7 +189,7 @@ export function parseFrameText(data: Uint8Array | string): unknown {
   // Only a frame that mentions such a key (literally or through an escape) needs the walk.
   if (text.includes('__proto__') || text.includes('constructor') || text.includes('prototype') || text.includes('\\u')) {
     const bad = forbiddenKey(value, '');
-    if (bad !== null) throw new CarapaceError('INVALID_REQUEST', 'forbidden key', { pointer: bad });
+    if (bad !== null) throw new FrameError('forbidden key', bad, salvageId(value));
   }
   return value;
 }

@@ -12,7 +12,7 @@ import { createBroker, type LocalBroker } from './broker.ts';
 import { createDeviceStore, hasScope, type DeviceStore } from './devices.ts';
 import { createMethodRegistry, type BusMethods } from './methods.ts';
 import { verifyConnect } from './handshake.ts';
-import { eventFrame, parseFrameText, resErr, resOk, salvageId, check, validateReqFrame } from './frames.ts';
+import { eventFrame, FrameError, parseFrameText, resErr, resOk, salvageId, check, validateReqFrame } from './frames.ts';
 import { DEFAULT_LIMITS, FailureLimiter, normalizeIp, type BusLimits } from './limits.ts';
 import { registerBuiltins } from './builtins.ts';
 
@@ -247,7 +247,7 @@ function buildBus(ctx: KernelContext, registry: ServiceRegistry, options: BusOpt
       check(validateReqFrame, value);
     } catch (err) {
       const e = err instanceof CarapaceError ? err : new CarapaceError('INVALID_REQUEST', 'malformed frame', { pointer: '' });
-      const id = salvageId(value) ?? '';
+      const id = (err instanceof FrameError ? err.frameId : salvageId(value)) ?? '';
       if (!c.authed) failHandshake(c, id, e);
       else reject(c, id, e);
       return;
@@ -365,8 +365,9 @@ function buildBus(ctx: KernelContext, registry: ServiceRegistry, options: BusOpt
       return n;
     },
     async routes(app: FastifyInstance) {
+      // UTF-8 is checked by our fatal decoder (frames.ts) so invalid text gets an INVALID_REQUEST answer, not a bare close.
       await app.register(websocketPlugin, {
-        options: { maxPayload: Math.max(ctx.config.current.gateway.maxPayload, limits.preAuthMaxPayload), perMessageDeflate: false, clientTracking: true },
+        options: { maxPayload: Math.max(ctx.config.current.gateway.maxPayload, limits.preAuthMaxPayload), perMessageDeflate: false, clientTracking: true, skipUTF8Validation: true },
       });
       app.get('/ws', { websocket: true, onRequest: onUpgrade }, (socket, req) => onSocket(socket, req));
     },
