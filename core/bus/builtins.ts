@@ -161,7 +161,7 @@ export function registerBuiltins(deps: BuiltinDeps): void {
       const msg = deps.connectionOf(caller).port.publish(p.topic, p.payload ?? null, { idempotencyKey: p.idempotencyKey, sessionKey: p.sessionKey, traceId: p.traceId });
       return { id: msg.id, topic: msg.topic, ts: msg.ts };
     },
-  });
+  }, { handlerIdempotency: true });
 
   const tails = new WeakSet<Caller>();
   methods.register<{ level?: Level }>('logs.tail', {

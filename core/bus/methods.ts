@@ -16,9 +16,19 @@ const idempotencyKeySchema = { type: 'string', minLength: 1, maxLength: 128 } as
 interface Entry {
   def: MethodDef<never, unknown>;
   validate: ValidateFunction | null;
+  storeResults: boolean;
+}
+
+export interface RegisterOptions {
+  /**
+   * The handler keeps its own idempotency (bus.publish: the broker's, in memory),
+   * so results are not written to SQLite — one fsync per message would cap the bus at the disk.
+   */
+  handlerIdempotency?: boolean;
 }
 
 export interface BusMethods extends MethodRegistry {
+  register<P = Record<string, unknown>, R = unknown>(name: string, def: MethodDef<P, R>, opts?: RegisterOptions): void;
   has(name: string): boolean;
   names(): string[];
   /** Scope check, params check, idempotency, then the handler. Throws CarapaceError. */
@@ -45,26 +55,26 @@ export function createMethodRegistry(deps: { db: Db; clock: Clock }): BusMethods
   }
 
   return {
-    register(name, def) {
+    register(name, def, opts = {}) {
       if (methods.has(name)) throw new Error(`bus method ${name} registered twice`);
       if (!/^[a-z][A-Za-z0-9]*(\.[a-z][A-Za-z0-9]*){0,4}$/.test(name)) throw new Error(`bad bus method name ${name}`);
       const schema = withKeyProperty(def.params);
-      methods.set(name, { def: def as unknown as MethodDef<never, unknown>, validate: schema ? ajv.compile(schema) : null });
+      methods.set(name, { def: def as unknown as MethodDef<never, unknown>, validate: schema ? ajv.compile(schema) : null, storeResults: !opts.handlerIdempotency });
     },
     has: (name) => methods.has(name),
     names: () => [...methods.keys()].sort(),
     async call(name, params, caller) {
       const entry = methods.get(name);
       if (!entry) throw new CarapaceError('NOT_FOUND', `unknown method ${name}`, { method: name });
-      const { def, validate } = entry;
+      const { def, validate, storeResults } = entry;
       if (!hasScope(caller.scopes, def.scope)) throw new CarapaceError('FORBIDDEN', `${name} needs ${def.scope}`, { missingScope: def.scope });
       if (validate) check(validate, params, '/params');
       const key = params.idempotencyKey;
       if (key === undefined && def.idempotent) {
         throw new CarapaceError('INVALID_REQUEST', `${name} needs an idempotencyKey`, { pointer: '/params/idempotencyKey' });
       }
-      if (key === undefined) return def.handler(params as never, caller);
-      if (!validateKey(key)) throw new CarapaceError('INVALID_REQUEST', 'idempotencyKey must be a string of 1 to 128 characters', { pointer: '/params/idempotencyKey' });
+      if (key !== undefined && !validateKey(key)) throw new CarapaceError('INVALID_REQUEST', 'idempotencyKey must be a string of 1 to 128 characters', { pointer: '/params/idempotencyKey' });
+      if (key === undefined || !storeResults) return def.handler(params as never, caller);
 
       const now = deps.clock.now();
       if (now - lastPrune > 60_000) {

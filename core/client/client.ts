@@ -79,7 +79,9 @@ type Handler = (payload: unknown, event: string) => void;
 interface Pending {
   resolve(v: unknown): void;
   reject(e: unknown): void;
-  timer: ReturnType<typeof setTimeout> | null;
+  /** Date.now() deadline, 0 for none; checked by one sweep timer, not a timer per request. */
+  deadline: number;
+  method: string;
 }
 
 const OPEN = 1;
@@ -123,6 +125,7 @@ export class BusClient {
   #closed = false;
   #attempt = 0;
   #reconnectTimer: ReturnType<typeof setTimeout> | null = null;
+  #sweep: ReturnType<typeof setInterval> | null = null;
 
   constructor(opts: ClientOptions) {
     this.#opts = opts;
@@ -251,7 +254,6 @@ export class BusClient {
       const p = this.#pending.get(frame.id);
       if (!p) return;
       this.#pending.delete(frame.id);
-      if (p.timer) clearTimeout(p.timer);
       if (frame.ok === true) p.resolve(frame.payload);
       else p.reject(wireError(frame.error as Record<string, unknown>));
       return;
@@ -269,7 +271,6 @@ export class BusClient {
   #dropped(code: number): void {
     this.#hello = null;
     for (const [id, p] of this.#pending) {
-      if (p.timer) clearTimeout(p.timer);
       p.reject(new CarapaceError('UNAVAILABLE', `connection lost (${code})`, { retryable: true, closeCode: code }));
       this.#pending.delete(id);
     }
@@ -310,13 +311,28 @@ export class BusClient {
     const id = String(this.#nextId++);
     return new Promise<T>((resolve, reject) => {
       const timeoutMs = opts.timeoutMs ?? this.#opts.requestTimeoutMs ?? 30_000;
-      const timer = timeoutMs > 0 ? setTimeout(() => {
-        this.#pending.delete(id);
-        reject(new CarapaceError('UNAVAILABLE', `${method} timed out after ${timeoutMs} ms`, { retryable: true }));
-      }, timeoutMs) : null;
-      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
+      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject, deadline: timeoutMs > 0 ? Date.now() + timeoutMs : 0, method });
+      if (timeoutMs > 0) this.#ensureSweep();
       ws.send(JSON.stringify({ type: 'req', id, method, params }));
     });
+  }
+
+  #ensureSweep(): void {
+    if (this.#sweep) return;
+    this.#sweep = setInterval(() => {
+      const now = Date.now();
+      for (const [id, p] of this.#pending) {
+        if (p.deadline > 0 && p.deadline <= now) {
+          this.#pending.delete(id);
+          p.reject(new CarapaceError('UNAVAILABLE', `${p.method} timed out`, { retryable: true }));
+        }
+      }
+      if (this.#pending.size === 0 && this.#sweep) {
+        clearInterval(this.#sweep);
+        this.#sweep = null;
+      }
+    }, 250);
+    (this.#sweep as { unref?: () => void }).unref?.();
   }
 
   /** Listen to an event by name (`*` for all); returns unsubscribe. Local events: client.disconnected, client.reconnected, client.failed. */
@@ -364,8 +380,9 @@ export class BusClient {
     this.#hello = null;
     const ws = this.#ws;
     this.#ws = null;
+    if (this.#sweep) clearInterval(this.#sweep);
+    this.#sweep = null;
     for (const [id, p] of this.#pending) {
-      if (p.timer) clearTimeout(p.timer);
       p.reject(new CarapaceError('UNAVAILABLE', 'client closed', { retryable: false }));
       this.#pending.delete(id);
     }
