@@ -35,7 +35,7 @@ test('a request retried with the same idempotencyKey returns the first result wi
   const second = await b.request('test.effect', { idempotencyKey: 'once' });
   assert.deepEqual(second, first);
   assert.equal(runs, 1);
-  const missing = await b.request('test.effect', {}).catch((e) => e);
+  const missing = (await b.request('test.effect', {}).catch((e: unknown) => e)) as { code: string };
   assert.equal(missing.code, 'INVALID_REQUEST');
 });
 
