@@ -8,6 +8,7 @@ import type { ServiceFactory } from './kernel.ts';
 export const serviceFactories: ServiceFactory[] = [
   // First, so that every later service can registry.get('metrics') at construction.
   async (ctx, registry) => (await import('./ops/metrics.ts')).createMetricsService(ctx, registry),
+  async (ctx, registry) => (await import('./bus/server.ts')).busService(ctx, registry),
   // plugins: verifies manifests at construction; isolates start on first use.
   async (ctx, registry) => {
     const { createPluginHost } = await import('./plugins/host.ts');

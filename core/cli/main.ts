@@ -40,6 +40,7 @@ const VERBS: Record<string, VerbEntry> = {
   config: { summary: 'get, set or validate config.json', load: () => import('./verbs/config.ts') },
   secrets: { summary: 'the encrypted secrets store: set NAME (value from stdin), list, remove', load: () => import('./verbs/secrets.ts') },
   plugins: { summary: 'list, install, remove, verify plugins; grant permissions', load: () => import('./verbs/plugins.ts') },
+  devices: { summary: 'pair, list and revoke devices (CLI, UI, phones, nodes)', load: () => import('./verbs/devices.ts') },
   doctor: { summary: 'audit this installation for risky settings; --fix repairs what is safe', load: () => import('./verbs/doctor.ts') },
   cron: { summary: 'scheduled agent turns: list, add, remove, run', load: () => import('./verbs/cron.ts') },
   audit: { summary: 'the hash-chained audit log: list with filters, or verify', load: () => import('./verbs/audit.ts') },

@@ -7,6 +7,7 @@ import { acquireLock, readRunInfo } from '../../gateway/lock.ts';
 import { openDb } from '../../store/db.ts';
 import { openAuditLog } from '../../audit.ts';
 import type { Verb, CliIO } from '../main.ts';
+import { connectOwner, cliErrorOf } from '../connect.ts';
 
 const usage = `usage: carapace config get [PATH] [--json]
        carapace config set PATH VALUE
@@ -34,8 +35,23 @@ function parseValue(text: string): unknown {
   }
 }
 
-/** Write a change with the home locked (or beside a running gateway, which reloads it), then audit it. */
-function change(io: CliIO, path: string, value: unknown): void {
+/**
+ * A running gateway makes the change itself (`config.set` over the bus as the
+ * owner device, so its audit entry names the device and it applies at once);
+ * otherwise write it with the home locked, then audit it.
+ */
+async function change(io: CliIO, path: string, value: unknown): Promise<void> {
+  const client = readRunInfo(io.paths) ? await connectOwner(io.paths) : null;
+  if (client) {
+    try {
+      await client.request('config.set', value === undefined ? { path, unset: true } : { path, value });
+    } catch (err) {
+      throw cliErrorOf(err);
+    } finally {
+      client.close();
+    }
+    return;
+  }
   const loaded = load(io);
   let next: Record<string, unknown>;
   try {
@@ -84,13 +100,13 @@ export const verb: Verb = {
       }
       case 'set': {
         if (path === undefined || rest.length !== 1) throw new UsageError('config set takes PATH and VALUE');
-        change(io, path, parseValue(rest[0]));
+        await change(io, path, parseValue(rest[0]));
         io.say(`set ${path}`);
         return 0;
       }
       case 'unset': {
         if (path === undefined || rest.length !== 0) throw new UsageError('config unset takes PATH');
-        change(io, path, undefined);
+        await change(io, path, undefined);
         io.say(`unset ${path}`);
         return 0;
       }

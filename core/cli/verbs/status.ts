@@ -1,5 +1,6 @@
 import { readRunInfo } from '../../gateway/lock.ts';
 import type { Verb } from '../main.ts';
+import { connectOwner } from '../connect.ts';
 
 export interface GatewayStatus {
   up: boolean;
@@ -11,6 +12,7 @@ export interface GatewayStatus {
   uptimeMs?: number;
   version?: string;
   error?: string;
+  [more: string]: unknown;
 }
 
 export const verb: Verb = {
@@ -32,9 +34,34 @@ Whether the gateway of this home is running, and what it is doing.`,
         gateway.error = `process ${info.pid} is running but ${url}/healthz did not answer (${(err as Error).message})`;
       }
     }
-    const status = { home: io.home, gateway };
+    const status: Record<string, unknown> = { home: io.home, gateway };
+    if (gateway.up) {
+      // The live picture (plugins, channels, sessions, queue…) comes from the bus `status` method.
+      try {
+        const client = await connectOwner(io.paths);
+        if (client) {
+          try {
+            const live = await client.request<Record<string, unknown>>('status', {}, { timeoutMs: 5000 });
+            const { gateway: liveGateway, ...sections } = live;
+            Object.assign(gateway, liveGateway as Record<string, unknown>, { up: true });
+            Object.assign(status, sections);
+          } finally {
+            client.close();
+          }
+        }
+      } catch (err) {
+        gateway.busError = (err as Error).message;
+      }
+    }
     if (io.json) io.emit(status);
-    else if (gateway.up) io.say(`gateway: up on ${gateway.url} (pid ${gateway.pid}, version ${gateway.version}, up ${Math.round((gateway.uptimeMs ?? 0) / 1000)} s)`);
+    else if (gateway.up) {
+      io.say(`gateway: up on ${gateway.url} (pid ${gateway.pid}, version ${gateway.version}, up ${Math.round((gateway.uptimeMs ?? 0) / 1000)} s)`);
+      for (const [name, section] of Object.entries(status)) {
+        if (name === 'home' || name === 'gateway') continue;
+        io.say(`${name}: ${JSON.stringify(section)}`);
+      }
+      if (gateway.busError) io.say(`bus: ${gateway.busError}`);
+    }
     else io.say(`gateway: not running${gateway.error ? ` — ${gateway.error}` : ''} (home ${io.home}); start it with: carapace start`);
     return 0;
   },
