@@ -96,14 +96,12 @@ test('doctor warns that exec is enabled without bubblewrap on PATH, and not once
   assert.equal(ids((await doctor(h.dir, [], { PATH: '/nonexistent' })).report).includes('exec.no-sandbox'), false);
 });
 
-test('doctor reports device pairing requests left unanswered, and passes over a home without the pairing table', async (t) => {
+test('doctor reports device pairing requests left unanswered', async (t) => {
   const h = home(t);
   openDb(h.paths.db).close();
   assert.equal(ids((await doctor(h.dir)).report).includes('pairing.stale'), false);
   const db = new Database(h.paths.db);
-  db.exec(`CREATE TABLE device_pairing_requests (id TEXT PRIMARY KEY, code TEXT NOT NULL UNIQUE, device_id TEXT NOT NULL UNIQUE,
-    public_key TEXT NOT NULL, role TEXT NOT NULL, scopes TEXT NOT NULL, client TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL)`);
-  const ins = db.prepare('INSERT INTO device_pairing_requests VALUES (?,?,?,?,?,?,?,?,?)');
+  const ins = db.prepare('INSERT INTO device_pairing_requests (id, code, device_id, public_key, role, scopes, client, created_at, expires_at) VALUES (?,?,?,?,?,?,?,?,?)');
   const now = Date.now();
   ins.run('r1', 'OLD-CODE', 'd1', 'pk', 'operator', '[]', 'cli', now - 3 * 86_400_000, now - 2 * 86_400_000);
   ins.run('r2', 'NEW-CODE', 'd2', 'pk', 'operator', '[]', 'cli', now - 1000, now + 300_000);
