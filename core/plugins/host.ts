@@ -160,7 +160,8 @@ export class PluginHost implements Service {
   #indexTools(): void {
     this.#tools.clear();
     for (const [id, e] of this.#entries) {
-      if (!e.verified || e.state === 'disabled' || e.verified.manifest.kind !== 'tool') continue;
+      // Any kind may offer tools (the memory plugin's memory_search...), as its manifest declares them.
+      if (!e.verified || e.state === 'disabled') continue;
       for (const def of e.verified.manifest.provides?.tools ?? []) {
         if (this.#tools.has(def.name)) {
           this.#deps.log.warn('tool name already provided by another plugin; skipping', { tool: def.name, plugin: id, by: this.#tools.get(def.name)!.pluginId });
