@@ -126,13 +126,13 @@ function load(m: Extract<ToSandbox, { t: 'load' }>): void {
       result: { reference: true },
       timeout: 1000,
     }) as Sandbox['dispatch'];
-    const wrapped = isolate.compileScriptSync(`(function (module, exports) {${m.code}\n})`, { filename: m.filename });
-    const fn = wrapped.runSync(context, { reference: true, timeout: m.callTimeoutMs }) as ivm.Reference;
+    const init = evaluatePlugin(isolate, context, m);
     sandboxes.set(m.pid, sb);
-    void sb.dispatch
-      .apply(undefined, ['__init', '[]', 0, fn.derefInto()] as never, { result: { promise: true, copy: true }, timeout: m.callTimeoutMs })
+    void init
+      .then((entry) =>
+        sb.dispatch.apply(undefined, ['__init', '[]', 0, entry.derefInto()] as never, { result: { promise: true, copy: true }, timeout: m.callTimeoutMs }).finally(() => entry.release()),
+      )
       .then((reply) => {
-        fn.release();
         const r = JSON.parse(String(reply)) as { ok: boolean; error?: string };
         if (!r.ok) {
           kill(sb, 'failed to load');
@@ -151,6 +151,37 @@ function load(m: Extract<ToSandbox, { t: 'load' }>): void {
     }
     send({ t: 'loaded', pid: m.pid, ok: false, error: (err as Error).message });
   }
+}
+
+/** V8's own verdict that the code is an ES module rather than a script. */
+const ES_MODULE_SYNTAX = /Unexpected token 'export'|Cannot use import statement outside a module|Cannot use 'import\.meta' outside a module/;
+
+/**
+ * Evaluate a plugin's entry: a CommonJS-style script (`module.exports = ...`)
+ * wrapped in a function, or — when V8 says it is module syntax — a single-file ES
+ * module compiled as one, whose namespace becomes the exports. A module that
+ * imports anything is refused: an isolate has no files to import from.
+ * Resolves to what the bootstrap's `__init` takes: the wrapper function or the namespace.
+ */
+async function evaluatePlugin(isolate: ivm.Isolate, context: ivm.Context, m: Extract<ToSandbox, { t: 'load' }>): Promise<ivm.Reference> {
+  let script: ivm.Script | null = null;
+  try {
+    script = isolate.compileScriptSync(`(function (module, exports) {${m.code}\n})`, { filename: m.filename });
+  } catch (err) {
+    if (!ES_MODULE_SYNTAX.test((err as Error).message)) throw err;
+  }
+  if (script) return script.runSync(context, { reference: true, timeout: m.callTimeoutMs }) as ivm.Reference;
+  const mod = isolate.compileModuleSync(m.code, { filename: m.filename });
+  const imports = mod.dependencySpecifiers;
+  if (imports.length > 0) {
+    mod.release();
+    throw new Error(`the plugin imports ${imports.map((i) => JSON.stringify(i)).join(', ')}; an isolate plugin is one self-contained file (its only API is the global \`carapace\`) — bundle its code into the entry`);
+  }
+  mod.instantiateSync(context, () => {
+    throw new Error('imports are not available in an isolate');
+  });
+  await mod.evaluate({ timeout: m.callTimeoutMs });
+  return mod.namespace;
 }
 
 async function callHook(m: Extract<ToSandbox, { t: 'call' }>): Promise<void> {
