@@ -50,7 +50,8 @@ function send(msg: FromSandbox): void {
   if (process.connected) process.send?.(msg, undefined, undefined, () => {}); // a closing pipe is not an error here
 }
 
-function kill(sb: Sandbox, reason: string): void {
+/** `notify: false` when the gateway asked for it (unload, replace): a late `dead` would hit the plugin's next instance. */
+function kill(sb: Sandbox, reason: string, notify = true): void {
   if (sb.dead) return;
   sb.dead = true;
   sandboxes.delete(sb.pid);
@@ -62,7 +63,7 @@ function kill(sb: Sandbox, reason: string): void {
   } catch {
     // already gone
   }
-  send({ t: 'dead', pid: sb.pid, reason });
+  if (notify) send({ t: 'dead', pid: sb.pid, reason });
 }
 
 function answer(sb: Sandbox, cid: number, reply: string): void {
@@ -94,7 +95,7 @@ function capCall(sb: Sandbox, text: string): void {
 
 function load(m: Extract<ToSandbox, { t: 'load' }>): void {
   const old = sandboxes.get(m.pid);
-  if (old) kill(old, 'replaced');
+  if (old) kill(old, 'replaced', false);
   const isolate = new ivm.Isolate({ memoryLimit: Math.max(8, m.memoryMb) });
   const context = isolate.createContextSync();
   const sb: Sandbox = {
@@ -140,8 +141,9 @@ function load(m: Extract<ToSandbox, { t: 'load' }>): void {
         } else send({ t: 'loaded', pid: m.pid, ok: true });
       })
       .catch((err: Error) => {
+        const error = isolate.isDisposed ? 'isolate died while loading (memory limit?)' : err.message;
         kill(sb, 'failed to load');
-        send({ t: 'loaded', pid: m.pid, ok: false, error: isolate.isDisposed ? 'isolate died while loading (memory limit?)' : err.message });
+        send({ t: 'loaded', pid: m.pid, ok: false, error });
       });
   } catch (err) {
     try {
@@ -245,7 +247,7 @@ process.on('message', (raw: unknown) => {
     }
     case 'unload': {
       const sb = sandboxes.get(m.pid);
-      if (sb) kill(sb, 'unloaded');
+      if (sb) kill(sb, 'unloaded', false);
       return;
     }
   }
