@@ -5,8 +5,8 @@
 //
 // Start-up stays fast: at start only manifests are verified (hashing a few small
 // files); the sandbox host process and each isolate are created on first use —
-// a tool call, a provider completion — except channel plugins, which must listen
-// for inbound messages and are started in the background after the gateway is up.
+// a tool call, a provider completion — except enabled channel plugins, which must
+// listen for inbound messages and are started in the background after the gateway is up.
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -179,8 +179,10 @@ export class PluginHost implements Service {
 
   async start(): Promise<void> {
     if (this.#entries.size === 0) this.discover();
+    // Channels listen for inbound messages, so they start with the gateway — those the user enabled (`channels.<id>.enabled`).
+    const channels = this.#deps.userConfig?.().channels ?? {};
     for (const [id, e] of this.#entries) {
-      if (e.verified?.manifest.kind === 'channel' && e.state === 'stopped') {
+      if (e.verified?.manifest.kind === 'channel' && e.state === 'stopped' && channels[id]?.enabled === true) {
         this.#ensure(id).catch((err) => this.#deps.log.error('channel plugin failed to start', { plugin: id, error: scrub((err as Error).message) }));
       }
     }
