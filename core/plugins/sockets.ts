@@ -161,6 +161,14 @@ export function createSocketTable(o: SocketTableOptions): SocketTable {
     push(e, { close: clean });
   }
 
+  function activate(e: Entry): number {
+    if (!e.closed) table.set(e.id, e);
+    e.flushing = false;
+    // After the id has gone back to the plugin (the reply is sent before this turn ends).
+    setImmediate(() => flush(e));
+    return e.id;
+  }
+
   function admit(): void {
     if (closedAll) throw new NetError('plugin is stopped');
     if (table.size >= limits.maxSockets) throw new NetError(`too many open sockets (max ${limits.maxSockets} per plugin)`);
@@ -174,7 +182,8 @@ export function createSocketTable(o: SocketTableOptions): SocketTable {
 
   function base(host: string): Omit<Entry, 'pause' | 'resume' | 'send' | 'end' | 'destroy'> {
     const scrubList = Object.keys(o.grant.allow.secrets ?? {}).length ? o.secretValues() : [];
-    return { id: nextId++, host, used: new Set(), scrubList, queue: [], queued: 0, flushing: false, closed: false, held: '', holdTimer: null };
+    // `flushing` until activated: events that arrive before the plugin has the socket id wait in the queue.
+    return { id: nextId++, host, used: new Set(), scrubList, queue: [], queued: 0, flushing: true, closed: false, held: '', holdTimer: null };
   }
 
   return {
@@ -223,8 +232,18 @@ export function createSocketTable(o: SocketTableOptions): SocketTable {
         end: (code) => ws.close(code ?? 1000),
         destroy: () => ws.terminate(),
       };
+      // Listening before the handshake completes: a server's first frame may arrive with it.
+      let lastError: string | undefined;
+      ws.on('message', (data, isBinary) => {
+        const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer);
+        push(e, { data: isBinary ? buf.toString('base64') : scrubWith(buf.toString('utf8'), values(e)) });
+      });
       await new Promise<void>((resolve, reject) => {
-        ws.once('open', () => resolve());
+        ws.once('open', () => {
+          ws.on('error', (err) => (lastError = err.message));
+          ws.on('close', (code, reason) => closed(e, { code, reason: reason.toString('utf8'), ...(lastError ? { error: lastError } : {}) }));
+          resolve();
+        });
         ws.once('unexpected-response', (_req, res) => {
           ws.terminate();
           reject(new NetError(`websocket to ${host}:${port} was refused with HTTP ${res.statusCode}`));
@@ -235,15 +254,7 @@ export function createSocketTable(o: SocketTableOptions): SocketTable {
         ws.terminate();
         throw new NetError('plugin is stopped');
       }
-      let lastError: string | undefined;
-      ws.on('error', (err) => (lastError = err.message));
-      ws.on('message', (data, isBinary) => {
-        const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer);
-        push(e, { data: isBinary ? buf.toString('base64') : scrubWith(buf.toString('utf8'), values(e)) });
-      });
-      ws.on('close', (code, reason) => closed(e, { code, reason: reason.toString('utf8'), ...(lastError ? { error: lastError } : {}) }));
-      table.set(e.id, e);
-      return e.id;
+      return activate(e);
     },
 
     async connect(rawHost, rawPort, rawOpts) {
@@ -291,8 +302,7 @@ export function createSocketTable(o: SocketTableOptions): SocketTable {
       sock.on('error', (err) => (lastError = (err as NodeJS.ErrnoException).code ?? err.message));
       sock.on('data', (d: string) => pushStream(e, d));
       sock.on('close', () => closed(e, lastError ? { error: lastError } : {}));
-      table.set(e.id, e);
-      return e.id;
+      return activate(e);
     },
 
     async write(id, data) {
