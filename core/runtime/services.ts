@@ -112,7 +112,9 @@ async function kernelTools(ctx: KernelContext, registry: ServiceRegistry): Promi
   const execConfig = () => (ctx.config.current.plugins.exec?.config ?? {}) as Record<string, unknown>;
   const exec = createExecTool({ workspace: agentWorkspace(ctx.paths, ctx.config.current, 'main', undefined), hide: [ctx.paths.root], config: execConfig });
   const cron = bindCron(cronCapability(scheduler, 'cron'));
-  const tools: KernelTool[] = [exec, ...cron];
+  const { createSessionTools } = await import('./session-tools.ts');
+  const sessions = createSessionTools(() => registry.get<AgentService>('agent'));
+  const tools: KernelTool[] = [exec, ...cron, ...sessions];
   return () => tools.filter((t) => ctx.config.current.plugins[t.name]?.enabled !== false);
 }
 

@@ -12,7 +12,7 @@ import { startFakeAnthropic } from '../helpers/fake-anthropic.ts';
 
 const KEY = 'sk-ant-e2e-9f8e7d6c5b4a';
 
-async function gatewayWithFake(t: import('node:test').TestContext) {
+async function gatewayWithFake(t: import('node:test').TestContext, extra: Record<string, unknown> = {}) {
   const home = tempHome('e2e');
   t.after(home.cleanup);
   const fake = await startFakeAnthropic();
@@ -23,6 +23,7 @@ async function gatewayWithFake(t: import('node:test').TestContext) {
     JSON.stringify({
       providers: { anthropic: { apiKey: { secret: 'ANTHROPIC_API_KEY' }, baseUrl: fake.url } },
       agents: { defaults: { model: 'anthropic/claude-sonnet-4-6' } },
+      ...extra,
     }),
   );
   const set = await runCli(['secrets', 'set', 'ANTHROPIC_API_KEY'], { home: home.dir, input: KEY });
@@ -72,4 +73,20 @@ test('when every model fails the user gets one clear error', async (t) => {
   const res = await runCli(['chat', 'hello'], { home: home.dir });
   assert.equal(res.code, 1);
   assert.match(res.stdout + res.stderr, /overloaded/i);
+});
+
+test('an agent hands work to another agent with sessions_send and uses its answer', async (t) => {
+  const { home, fake } = await gatewayWithFake(t, {
+    agents: { defaults: { model: 'anthropic/claude-sonnet-4-6' }, list: [{ id: 'main' }, { id: 'helper' }] },
+  });
+  fake.push({ toolCalls: [{ id: 'toolu_h', name: 'sessions_send', input: { agentId: 'helper', text: 'What is six times seven?' } }], stopReason: 'tool_use' });
+  fake.push({ text: 'Forty-two.' });
+  fake.push({ text: 'My colleague says: forty-two.' });
+  const res = await runCli(['chat', 'Ask the helper agent for six times seven.'], { home: home.dir });
+  assert.equal(res.code, 0, res.stderr);
+  assert.match(res.stdout, /My colleague says: forty-two\./);
+  const helperRequest = JSON.stringify(fake.requests[1].body.messages);
+  assert.match(helperRequest, /What is six times seven\?/, 'the helper agent got the question');
+  assert.match(helperRequest, /from agent:main:main/, 'with where it came from');
+  assert.match(JSON.stringify(fake.requests[2].body.messages), /Forty-two\./, "the helper's answer came back as the tool result");
 });
