@@ -5,12 +5,13 @@ import { tempHome } from '../helpers/home.ts';
 import { spawnGateway } from '../helpers/gateway.ts';
 import { runCli } from '../helpers/cli.ts';
 import { startFakeAnthropic } from '../helpers/fake-anthropic.ts';
+import { TEST_SECRETS } from '../helpers/test-secrets.ts';
 
 // The whole stack: the real CLI → the paired bus → the agent loop → the anthropic
 // provider plugin in its worker sandbox (the real SDK, the key substituted at the
 // kernel's egress) → a loopback Anthropic fake; the clock tool in its isolate.
 
-const KEY = 'sk-ant-e2e-9f8e7d6c5b4a';
+const KEY = TEST_SECRETS.anthropicKey;
 
 async function gatewayWithFake(t: import('node:test').TestContext, extra: Record<string, unknown> = {}) {
   const home = tempHome('e2e');

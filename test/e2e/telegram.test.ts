@@ -7,6 +7,7 @@ import { spawnGateway } from '../helpers/gateway.ts';
 import { runCli } from '../helpers/cli.ts';
 import { startFakeAnthropic } from '../helpers/fake-anthropic.ts';
 import { startFakeTelegram } from '../helpers/fake-telegram.ts';
+import { TEST_SECRETS } from '../helpers/test-secrets.ts';
 
 // A chat channel through the whole gateway: the telegram plugin in its isolate
 // long-polls a loopback Bot API fake; the router asks an unknown sender to pair;
@@ -32,7 +33,7 @@ test('an unknown Telegram sender gets a pairing code once; after approval the ag
   t.after(home.cleanup);
   const llm = await startFakeAnthropic();
   t.after(() => llm.close());
-  const tg = await startFakeTelegram();
+  const tg = await startFakeTelegram(TEST_SECRETS.telegramToken);
   t.after(() => tg.close());
   mkdirSync(home.dir, { recursive: true, mode: 0o700 });
   writeFileSync(
@@ -43,7 +44,7 @@ test('an unknown Telegram sender gets a pairing code once; after approval the ag
       channels: { telegram: { enabled: true, dmPolicy: 'pairing', apiBaseUrl: tg.url, pollTimeoutSec: 1 } },
     }),
   );
-  for (const [name, value] of [['ANTHROPIC_API_KEY', 'sk-ant-tg-e2e-1234'], ['TELEGRAM_BOT_TOKEN', tg.token]]) {
+  for (const [name, value] of [['ANTHROPIC_API_KEY', TEST_SECRETS.telegramAnthropicKey], ['TELEGRAM_BOT_TOKEN', tg.token]]) {
     const r = await runCli(['secrets', 'set', name], { home: home.dir, input: value });
     assert.equal(r.code, 0, r.stderr);
   }

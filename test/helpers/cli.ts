@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { record } from './artifacts.ts';
 
 export const BIN = fileURLToPath(new URL('../../core/cli/bin.js', import.meta.url));
 
@@ -22,7 +23,10 @@ export function runCli(args: string[], opts: { home?: string; input?: string; en
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
     child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+    child.on('close', (code, signal) => {
+      record(`carapace ${args.slice(0, 2).join(' ')}`, stdout + stderr);
+      resolve({ code, signal, stdout, stderr });
+    });
     child.stdin.end(opts.input ?? '');
   });
 }

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
 import { BIN, exited } from './cli.ts';
+import { record } from './artifacts.ts';
 import { homePaths } from '../../core/home.ts';
 import type { RunInfo } from '../../core/gateway/lock.ts';
 
@@ -27,6 +28,7 @@ export async function spawnGateway(home: string, opts: { args?: string[]; env?: 
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
+  child.once('exit', () => record(`gateway ${home}`, out));
   const paths = homePaths(home);
   const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
   while (Date.now() < deadline) {

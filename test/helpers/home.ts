@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { homePaths, type HomePaths } from '../../core/home.ts';
+import { recordHome } from './artifacts.ts';
 
 export interface TempHome {
   dir: string;
@@ -13,5 +14,12 @@ export interface TempHome {
 export function tempHome(label = 'home'): TempHome {
   const base = mkdtempSync(join(tmpdir(), `carapace-${label}-`));
   const dir = join(base, 'home');
-  return { dir, paths: homePaths(dir), cleanup: () => rmSync(base, { recursive: true, force: true }) };
+  return {
+    dir,
+    paths: homePaths(dir),
+    cleanup: () => {
+      recordHome(dir);
+      rmSync(base, { recursive: true, force: true });
+    },
+  };
 }

@@ -7,8 +7,9 @@ import { runCli } from '../helpers/cli.ts';
 import { openSecrets } from '../../core/secrets/store.ts';
 import { resolveCredential } from '../../core/secrets/source.ts';
 import { ensureHome } from '../../core/home.ts';
+import { TEST_SECRETS } from '../helpers/test-secrets.ts';
 
-const VALUE = 'sk-test-7f3a9c1e5b2d4f6a8c0e';
+const VALUE = TEST_SECRETS.openaiKey;
 
 function grepTree(dir: string, needle: string): string[] {
   const hits: string[] = [];

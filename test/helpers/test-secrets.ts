@@ -1,0 +1,9 @@
+// Secret values the tests hand to the gateway. The secret-leak sweep
+// (test/global.ts) fails the run if any of them shows up in anything the suite
+// recorded: CLI and gateway output, log files, audit rows.
+export const TEST_SECRETS = {
+  anthropicKey: 'sk-ant-e2e-9f8e7d6c5b4a',
+  telegramAnthropicKey: 'sk-ant-tg-e2e-1234',
+  telegramToken: '123456:TEST-token-e2e-5f1c',
+  openaiKey: 'sk-test-7f3a9c1e5b2d4f6a8c0e',
+} as const;
