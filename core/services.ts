@@ -1,9 +1,14 @@
 import type { ServiceFactory } from './kernel.ts';
 
+type RuntimeFactories = typeof import('./runtime/services.ts');
+const runtime =
+  (name: { [K in keyof RuntimeFactories]: RuntimeFactories[K] extends ServiceFactory ? K : never }[keyof RuntimeFactories]): ServiceFactory =>
+  async (ctx, registry) => ((await import('./runtime/services.ts'))[name] as ServiceFactory)(ctx, registry);
+
 /**
- * The kernel services the gateway starts, in order (stopped in reverse). Each
- * entry is loaded lazily so that nothing `/healthz` does not need is imported
- * before the gateway listens.
+ * The kernel services built before the gateway listens, in order: those that add
+ * HTTP routes (fastify takes routes only before it listens) and what they need.
+ * Each is loaded lazily, so nothing `/healthz` does not need is imported before it.
  */
 export const serviceFactories: ServiceFactory[] = [
   // First, so that every later service can registry.get('metrics') at construction.
@@ -14,9 +19,23 @@ export const serviceFactories: ServiceFactory[] = [
   // plugins: verifies manifests at construction; isolates start on first use.
   async (ctx, registry) => {
     const { createPluginHost } = await import('./plugins/host.ts');
+    const { kernelSecrets } = await import('./runtime/services.ts');
     const bus = registry.find<import('./kernel.ts').Service & { broker?: import('./bus/types.ts').Broker }>('bus');
-    const host = createPluginHost(ctx, { broker: bus?.broker });
+    const host = createPluginHost(ctx, { broker: bus?.broker, secrets: kernelSecrets(ctx) });
     host.discover();
     return host;
   },
+  runtime('hooksFactory'),
+];
+
+/**
+ * The services built once the gateway listens (so `/healthz` answers first) and
+ * before run/gateway.json announces it: no routes of their own.
+ */
+export const lateServiceFactories: ServiceFactory[] = [
+  runtime('approvalsFactory'),
+  runtime('schedulerFactory'),
+  runtime('agentFactory'),
+  runtime('channelsFactory'),
+  runtime('heartbeatFactory'),
 ];

@@ -28,12 +28,16 @@ export interface AgentServiceDeps {
   random?: () => number;
   limits?: Partial<Limits>;
   environment?: Environment;
+  /** The model for agents that configure none (e.g. picked from the environment's provider). */
+  defaultModel?: () => string | null;
 }
 
 export interface SendParams {
   text: string;
   sessionKey?: string;
   agentId?: string;
+  /** A run id already promised to a caller (webhook ingress); a fresh one otherwise. */
+  runId?: string;
 }
 
 export interface SendReceipt {
@@ -98,7 +102,7 @@ export function createAgentService(ctx: KernelContext, deps: AgentServiceDeps): 
   }
 
   function chainOf(settings: AgentSettings): ModelRef[] {
-    const m = settings.model;
+    const m = settings.model ?? deps.defaultModel?.() ?? undefined;
     if (!m) throw new CarapaceError('UNAVAILABLE', 'No model is configured for this agent: set agents.defaults.model (e.g. "anthropic/claude-sonnet-4-6").');
     const refs = typeof m === 'string' ? [m] : [m.primary, ...(m.fallbacks ?? [])];
     return refs.map(parseModelRef);
@@ -120,7 +124,7 @@ export function createAgentService(ctx: KernelContext, deps: AgentServiceDeps): 
       const sessionKey = params.sessionKey ?? `agent:${agentId}:main`;
       const settings = settingsOf(agentId);
       const chain = chainOf(settings);
-      const runId = randomUUID();
+      const runId = params.runId ?? randomUUID();
       const abort = new AbortController();
       running.set(runId, abort);
       let seq = 0;

@@ -1,11 +1,9 @@
-import { CliError } from '../errors.ts';
 import type { CliIO } from './main.ts';
+import { requireGateway, cliErrorOf } from './connect.ts';
 
 // What the gateway-facing verbs (cron, approvals) need from the bus client: one
-// RPC call as the owner device. The real client (core/cli/connect.ts, built on
-// the bus branch) is wired in here at merge; until then these verbs say so
-// instead of pretending. Verbs take the connector as an argument so tests can
-// drive them against a fake gateway.
+// RPC call as the owner device. Verbs take the connector as an argument so tests
+// can drive them against a fake gateway.
 
 export interface GatewayRpc {
   call(method: string, params: Record<string, unknown>): Promise<unknown>;
@@ -14,8 +12,15 @@ export interface GatewayRpc {
 
 export type ConnectGateway = (io: CliIO) => Promise<GatewayRpc>;
 
-export const connectGateway: ConnectGateway = async () => {
-  throw new CliError('talking to the gateway is not available in this build yet (the bus client is not wired); is this a partial checkout?');
+export const connectGateway: ConnectGateway = async (io) => {
+  const client = await requireGateway(io.paths);
+  return {
+    call: (method, params) =>
+      client.request(method, params).catch((err: unknown) => {
+        throw cliErrorOf(err);
+      }),
+    close: () => client.close(),
+  };
 };
 
 export async function withGateway<T>(connect: ConnectGateway, io: CliIO, fn: (rpc: GatewayRpc) => Promise<T>): Promise<T> {

@@ -10,7 +10,7 @@ import { acquireLock, writeRunInfo, removeRunInfo } from './lock.ts';
 import { ServiceRegistry, type KernelContext, type ServiceFactory } from '../kernel.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import { VERSION } from '../version.ts';
-import { serviceFactories } from '../services.ts';
+import { serviceFactories, lateServiceFactories } from '../services.ts';
 import { secretValues, registerEnvSecrets } from '../secrets/known.ts';
 
 export interface GatewayOptions {
@@ -21,6 +21,8 @@ export interface GatewayOptions {
   pretty?: boolean;
   clock?: Clock;
   services?: ServiceFactory[];
+  /** Built after listening; no routes. Defaults to the kernel's late services (none when `services` is given). */
+  lateServices?: ServiceFactory[];
 }
 
 export interface Gateway {
@@ -114,6 +116,11 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     const actualPort = typeof address === 'object' && address ? address.port : port;
     const url = `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
 
+    for (const factory of opts.lateServices ?? (opts.services ? [] : lateServiceFactories)) {
+      const service = await factory(ctx, registry);
+      if (service.routes) throw new Error(`service ${service.name} adds routes, so it must be built before the gateway listens`);
+      registry.add(service);
+    }
     for (const service of registry.all()) await service.start?.();
 
     writeRunInfo(paths, { pid: process.pid, port: actualPort, bind, host, startedAt: ctx.startedAt, version: VERSION });

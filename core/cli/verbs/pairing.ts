@@ -7,6 +7,7 @@ import { createAuditLog } from '../../audit.ts';
 import { systemClock } from '../../clock.ts';
 import { secretValues } from '../../secrets/known.ts';
 import { createPairingStore, type PairingRequest } from '../../channels/pairing.ts';
+import { connectOwner } from '../connect.ts';
 import type { CliIO, Verb } from '../main.ts';
 
 // `carapace pairing list | approve CHANNEL CODE | reject CHANNEL CODE`.
@@ -20,18 +21,8 @@ export interface GatewayCaller {
   close(): void | Promise<void>;
 }
 
-// The owner-device bus client is being built on another branch (core/cli/connect.ts,
-// exporting connectOwner(io) → GatewayCaller). Loaded by a computed specifier so this
-// file type-checks without it.
 async function connectGateway(io: CliIO): Promise<GatewayCaller | null> {
-  const spec = '../connect.ts';
-  try {
-    const mod = (await import(spec)) as { connectOwner?: (io: CliIO) => Promise<GatewayCaller> };
-    return mod.connectOwner ? await mod.connectOwner(io) : null;
-  } catch (err) {
-    if ((err as { code?: string }).code === 'ERR_MODULE_NOT_FOUND') return null;
-    throw err;
-  }
+  return connectOwner(io.paths);
 }
 
 interface Backend {

@@ -2,8 +2,16 @@
 // turns through the injected `carapace.cron` capability (kernel side:
 // core/scheduler/capability.ts, scoped to the calling agent).
 
+let bound = null;
+
 function cap() {
-  return globalThis.carapace;
+  return bound ?? globalThis.carapace;
+}
+
+/** Kernel-side use (no isolate): run the tools against the kernel's cron capability directly. */
+export function bindCron(cron) {
+  bound = { cron };
+  return tools;
 }
 
 function describe(j) {

@@ -1,0 +1,222 @@
+// How the kernel's parts meet in a running gateway: the agent gets its models
+// and tools from the plugin host and its approvals from the owner; channels
+// dispatch into the agent and its replies go out through the durable delivery
+// queue; the scheduler and heartbeat run turns; every client-facing operation is
+// a bus method. Each factory finds what it needs in the registry by name.
+import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import type { KernelContext, Service, ServiceFactory, ServiceRegistry } from '../kernel.ts';
+import type { BusService } from '../bus/server.ts';
+import type { PluginHost } from '../plugins/host.ts';
+import type { AgentService } from '../agent/service.ts';
+import type { AgentEvent } from '../agent/types.ts';
+import type { ChannelsService } from '../channels/service.ts';
+import type { Dispatch } from '../channels/router.ts';
+import type { Approvals } from '../approvals/approvals.ts';
+import type { Scheduler } from '../scheduler/scheduler.ts';
+import type { ChannelCapabilities } from '../plugin-api.ts';
+import { CarapaceError } from '../errors.ts';
+import { systemTimers } from '../timers.ts';
+import { effectiveProviders } from '../providers/detect.ts';
+import { envSecrets, layeredSecrets, type SecretsSource } from '../secrets/source.ts';
+import { openSecrets } from '../secrets/store.ts';
+import { agentSettings } from '../config/config.ts';
+import { agentWorkspace } from '../agent/bindings.ts';
+import { createHostModelClient } from './models.ts';
+import { createToolRunner, type KernelTool } from './tools.ts';
+
+/** The secrets the kernel substitutes at egress: the encrypted store first, then the environment. */
+export function kernelSecrets(ctx: KernelContext): SecretsSource {
+  return layeredSecrets(openSecrets(ctx.paths), envSecrets());
+}
+
+/** `telegram:123456` or `telegram:123456:thread-7` → an outbound target. */
+export function parseDeliverTarget(target: string): { channel: string; chatId: string; threadId?: string } {
+  const m = /^([a-z0-9][a-z0-9-]{0,63}):([^:]+)(?::(.+))?$/.exec(target);
+  if (!m) throw new CarapaceError('INVALID_REQUEST', `delivery target "${target}" must be channel:chatId`);
+  return { channel: m[1], chatId: m[2], ...(m[3] ? { threadId: m[3] } : {}) };
+}
+
+const bus = (r: ServiceRegistry) => r.get<BusService>('bus');
+const host = (r: ServiceRegistry) => r.get<PluginHost>('plugins');
+
+// ------------------------------------------------------------------ approvals
+
+export const approvalsFactory: ServiceFactory = async (ctx, registry) => {
+  const { createApprovals } = await import('../approvals/approvals.ts');
+  const { registerApprovalMethods } = await import('../approvals/methods.ts');
+  const approvals = createApprovals({ db: ctx.db, audit: ctx.audit, timers: systemTimers, events: bus(registry).fanout, log: ctx.log.child({ service: 'approvals' }) });
+  registerApprovalMethods(bus(registry).methods, approvals);
+  return { name: 'approvals', approvals, stop: () => approvals.close(), status: () => ({ pending: approvals.list({ status: 'pending' }).length }) } as Service & { approvals: Approvals };
+};
+
+// ------------------------------------------------------------------ scheduler
+
+/** Run one agent turn and wait for its final text (scheduler, heartbeat). */
+function runTurn(registry: ServiceRegistry) {
+  return async (req: { agentId: string; sessionKey: string; message: string }) => {
+    const result = await registry.get<AgentService>('agent').send({ text: req.message, agentId: req.agentId, sessionKey: req.sessionKey }).done;
+    if (result.status === 'error') throw new Error(result.text);
+    return { text: result.status === 'done' ? result.text : '' };
+  };
+}
+
+function deliver(registry: ServiceRegistry) {
+  return async (target: string, text: string) => {
+    const t = parseDeliverTarget(target);
+    registry.get<ChannelsService>('channels').send({ ...t, text, idempotencyKey: `deliver:${target}:${Date.now()}:${Math.random().toString(36).slice(2)}` });
+  };
+}
+
+export const schedulerFactory: ServiceFactory = async (ctx, registry) => {
+  const { createScheduler } = await import('../scheduler/scheduler.ts');
+  const { registerCronMethods } = await import('../scheduler/methods.ts');
+  const scheduler = createScheduler({ db: ctx.db, timers: systemTimers, audit: ctx.audit, runTurn: runTurn(registry), deliver: deliver(registry), log: ctx.log.child({ service: 'cron' }) });
+  registerCronMethods(bus(registry).methods, scheduler);
+  return {
+    name: 'scheduler',
+    scheduler,
+    start: () => scheduler.start(),
+    stop: () => scheduler.stop(),
+    status: () => ({ jobs: scheduler.list().length }),
+  } as Service & { scheduler: Scheduler };
+};
+
+// ------------------------------------------------------------------ agent
+
+async function kernelTools(ctx: KernelContext, registry: ServiceRegistry): Promise<() => KernelTool[]> {
+  const { createExecTool } = await import('../../plugins/tools/exec/index.ts');
+  const { bindCron } = await import('../../plugins/tools/cron/index.js');
+  const { cronCapability } = await import('../scheduler/capability.ts');
+  const scheduler = registry.get<Service & { scheduler: Scheduler }>('scheduler').scheduler;
+  const execConfig = () => (ctx.config.current.plugins.exec?.config ?? {}) as Record<string, unknown>;
+  const exec = createExecTool({ workspace: agentWorkspace(ctx.paths, ctx.config.current, 'main', undefined), hide: [ctx.paths.root], config: execConfig });
+  const cron = bindCron(cronCapability(scheduler, 'cron'));
+  const tools: KernelTool[] = [exec, ...cron];
+  return () => tools.filter((t) => ctx.config.current.plugins[t.name]?.enabled !== false);
+}
+
+/** A model for agents that name none: the first provider in effect, at its usual default. */
+function defaultModel(ctx: KernelContext): string | null {
+  const providers = effectiveProviders(ctx.config.current);
+  if (process.env.CARAPACE_MODEL) return process.env.CARAPACE_MODEL;
+  if (providers.anthropic) return 'anthropic/claude-sonnet-4-5';
+  if (providers.openai) return 'openai/gpt-4.1-mini';
+  return null;
+}
+
+export const agentFactory: ServiceFactory = async (ctx, registry) => {
+  const { createAgentService } = await import('../agent/service.ts');
+  const { registerAgentMethods } = await import('./agent-methods.ts');
+  const plugins = host(registry);
+  const broker = bus(registry).broker;
+  const agentPort = broker.port('kernel:agent', { publish: ['agent.>'], subscribe: [] });
+  const approvals = registry.get<Service & { approvals: Approvals }>('approvals').approvals;
+  const runCallers = new Map<string, (ev: AgentEvent) => void>();
+  const tools = createToolRunner({ host: plugins, kernelTools: await kernelTools(ctx, registry), audit: ctx.audit });
+  const agent = createAgentService(ctx, {
+    models: createHostModelClient({ host: plugins, providers: () => effectiveProviders(ctx.config.current) }),
+    tools,
+    approver: {
+      async request(req, signal) {
+        const decision = await Promise.race([
+          approvals.request({ tool: req.tool, input: req.input, agentId: req.agentId, sessionKey: req.sessionKey, runId: req.runId }),
+          new Promise<'denied'>((resolve) => signal.addEventListener('abort', () => resolve('denied'), { once: true })),
+        ]);
+        return decision === 'approved' ? { approved: true } : { approved: false, reason: decision === 'timeout' ? 'the approval timed out' : 'the owner denied it' };
+      },
+    },
+    events(ev) {
+      runCallers.get(ev.runId)?.(ev);
+      agentPort.publish('agent.event', ev, { sessionKey: ev.sessionKey });
+      if (ev.stream === 'lifecycle' && (ev.data.phase === 'end' || ev.data.phase === 'error')) runCallers.delete(ev.runId);
+    },
+    defaultModel: () => defaultModel(ctx),
+  });
+  registerAgentMethods({ ctx, methods: bus(registry).methods, agent, tools, plugins, runCallers });
+  return agent;
+};
+
+// ------------------------------------------------------------------ channels
+
+/** A channel's declared capabilities, from its manifest's `provides`. */
+function channelCapabilities(plugins: PluginHost, channel: string): ChannelCapabilities | undefined {
+  const provides = plugins.manifestOf(channel)?.provides as { channel?: ChannelCapabilities; chunkLimit?: number } | undefined;
+  if (!provides) return undefined;
+  return provides.channel ?? (typeof provides.chunkLimit === 'number' ? (provides as ChannelCapabilities) : undefined);
+}
+
+/** The agent's answer to a channel message goes back to the chat it came from (or the hook's target). */
+function dispatchToAgent(registry: ServiceRegistry, ctx: KernelContext) {
+  return (d: Dispatch) => {
+    const agent = registry.get<AgentService>('agent');
+    const receipt = agent.send({ text: d.message.text, agentId: d.agentId, sessionKey: d.sessionKey, runId: d.runId });
+    void receipt.done.then((result) => {
+      if (!result.text || result.status === 'aborted') return;
+      const target = d.deliver ? parseDeliverTarget(d.deliver) : { channel: d.message.channel, chatId: d.message.chatId, threadId: d.message.threadId };
+      const channels = registry.get<ChannelsService>('channels');
+      channels.send(
+        {
+          ...target,
+          ...(d.deliver ? {} : { account: d.message.account, replyTo: d.message.platformMessageId }),
+          text: result.text,
+          idempotencyKey: `reply:${receipt.runId}`,
+        },
+        { sessionKey: receipt.sessionKey },
+      );
+    }, (err: unknown) => ctx.log.error('reply to channel failed', { sessionKey: d.sessionKey, error: (err as Error).message }));
+  };
+}
+
+export const channelsFactory: ServiceFactory = async (ctx, registry) => {
+  const { createChannelsService } = await import('../channels/service.ts');
+  const plugins = host(registry);
+  const service = createChannelsService(ctx, {
+    dispatch: dispatchToAgent(registry, ctx),
+    bus: bus(registry).broker.port('kernel:channels', { publish: ['>'], subscribe: ['>'] }),
+    methods: bus(registry).methods,
+    events: bus(registry).fanout,
+    secrets: kernelSecrets(ctx),
+    capabilities: (channel) => channelCapabilities(plugins, channel),
+  });
+  for (const id of plugins.pluginsOf('channel')) service.setSender(id, (msg) => plugins.channelSend(id, msg));
+  return service;
+};
+
+/** Webhook ingress: its route must exist before the gateway listens; the agent it dispatches to is looked up per request. */
+export const hooksFactory: ServiceFactory = async (ctx, registry) => {
+  const { createHooksService } = await import('../channels/hooks.ts');
+  return createHooksService({
+    config: () => ctx.config.current,
+    db: ctx.db,
+    clock: ctx.clock,
+    log: ctx.log.child({ service: 'hooks' }),
+    audit: ctx.audit,
+    secrets: kernelSecrets(ctx),
+    dispatch: (d) => {
+      if (!registry.find('agent')) throw new CarapaceError('UNAVAILABLE', 'the agent runtime is still starting');
+      dispatchToAgent(registry, ctx)(d);
+    },
+  });
+};
+
+// ------------------------------------------------------------------ heartbeat
+
+export const heartbeatFactory: ServiceFactory = async (ctx, registry) => {
+  const { createHeartbeat } = await import('../scheduler/heartbeat.ts');
+  const agentId = 'main';
+  const heartbeat = createHeartbeat({
+    timers: systemTimers,
+    runTurn: runTurn(registry),
+    deliver: deliver(registry),
+    readChecklist: () => {
+      const file = join(agentWorkspace(ctx.paths, ctx.config.current, agentId, undefined), 'HEARTBEAT.md');
+      return existsSync(file) ? readFileSync(file, 'utf8') : null;
+    },
+    settings: () => agentSettings(ctx.config.current, agentId).heartbeat ?? {},
+    agentId,
+    log: ctx.log.child({ service: 'heartbeat' }),
+  });
+  return { name: 'heartbeat', start: () => heartbeat.start(), stop: () => heartbeat.stop() };
+};
+
