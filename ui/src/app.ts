@@ -12,6 +12,8 @@ export interface App {
   /** Like call, but resolves null (and shows nothing) when the gateway has no such method yet. */
   tryCall<T = Record<string, unknown>>(method: string, params?: Record<string, unknown>): Promise<T | null>;
   on(event: string, handler: (payload: unknown) => void): void;
+  /** Subscribe to bus topics while the view is open (resumed by the client after a reconnect). */
+  subscribe(topics: string[], handler: (payload: unknown) => void): Promise<void>;
   toast(message: string, kind?: 'error' | 'ok'): void;
   go(view: string): void;
   key(): string;

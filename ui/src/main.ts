@@ -97,6 +97,13 @@ function makeApp(s: Extract<ConnState, { kind: 'connected' }>): App {
     on(event, handler) {
       disposers.push(client.on(event, handler));
     },
+    async subscribe(topics, handler) {
+      const list = disposers;
+      const off = await client.subscribe(topics, (m) => handler(m.payload));
+      // The view may have been left while the subscription was on its way.
+      if (list === disposers) disposers.push(off);
+      else off();
+    },
     toast,
     go(view) {
       location.hash = `#/${view}`;

@@ -129,9 +129,16 @@ export const chatView: View = {
       renderHistory(res.messages ?? []);
     }
 
+    // A run's events come twice when this socket started it (to the caller, and on
+    // the bus topic every reader sees); the topic alone carries runs started
+    // elsewhere, or before a reconnect. (runId, seq) is unique.
+    const seen = new Set<string>();
     function onAgent(payload: unknown): void {
       const ev = payload as AgentEvent;
       if (!ev || ev.sessionKey !== sessionKey) return;
+      const id = `${ev.runId}:${ev.seq}`;
+      if (seen.has(id)) return;
+      seen.add(id);
       log.querySelector('.empty')?.remove();
       const r = runBubble(ev.runId);
       const d = ev.data ?? {};
@@ -175,6 +182,7 @@ export const chatView: View = {
     }
 
     app.on('agent', onAgent);
+    if (app.has('operator.read')) await app.subscribe(['agent.event'], onAgent).catch(() => {});
     app.on('approval.requested', onApproval);
 
     form.addEventListener('submit', async (e) => {

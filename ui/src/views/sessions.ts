@@ -59,7 +59,7 @@ export const sessionsView: View = {
               h('button', { type: 'button', 'data-action': 'open', onclick: () => void show(s).catch(() => {}) }, 'Transcript'),
               app.has('operator.write')
                 ? confirmButton('Reset', 'Confirm reset', async () => {
-                    await app.call('sessions.reset', { sessionKey: s.sessionKey }).then(() => app.toast('session reset', 'ok'), () => {});
+                    await app.call('sessions.reset', { sessionKey: s.sessionKey, idempotencyKey: app.key() }).then(() => app.toast('session reset', 'ok'), () => {});
                     clear(transcript);
                     void load();
                   })
