@@ -38,6 +38,7 @@ const VERBS: Record<string, VerbEntry> = {
   start: { summary: 'run the gateway in the foreground', load: () => import('./verbs/start.ts') },
   status: { summary: 'is the gateway up; plugins, channels, sessions, queue', load: () => import('./verbs/status.ts') },
   config: { summary: 'get, set or validate config.json', load: () => import('./verbs/config.ts') },
+  chat: { summary: 'send a message to an agent and stream the reply (a REPL without MESSAGE)', load: () => import('./verbs/chat.ts') },
   secrets: { summary: 'the encrypted secrets store: set NAME (value from stdin), list, remove', load: () => import('./verbs/secrets.ts') },
   plugins: { summary: 'list, install, remove, verify plugins; grant permissions', load: () => import('./verbs/plugins.ts') },
   devices: { summary: 'pair, list and revoke devices (CLI, UI, phones, nodes)', load: () => import('./verbs/devices.ts') },

@@ -100,7 +100,7 @@ async function kernelTools(ctx: KernelContext, registry: ServiceRegistry): Promi
 function defaultModel(ctx: KernelContext): string | null {
   const providers = effectiveProviders(ctx.config.current);
   if (process.env.CARAPACE_MODEL) return process.env.CARAPACE_MODEL;
-  if (providers.anthropic) return 'anthropic/claude-sonnet-4-5';
+  if (providers.anthropic) return 'anthropic/claude-sonnet-4-6';
   if (providers.openai) return 'openai/gpt-4.1-mini';
   return null;
 }
