@@ -193,7 +193,11 @@ test('every view renders at desktop and phone width without page errors', async 
       await page.locator('#sessions .card button[data-action="open"]').first().click();
       await page.locator('#transcript .msg').first().waitFor();
     }
-    if (view === 'logs') await page.locator('#log-lines .logline').first().waitFor();
+    if (view === 'logs') {
+      // A CLI connection logs 'bus device connected' on the gateway: it must arrive in the live tail.
+      await runCli(['devices', 'list'], { home: home.dir });
+      await page.locator('#log-lines .logline', { hasText: 'bus device connected' }).first().waitFor();
+    }
     if (view === 'status') await page.locator('#uptime').waitFor();
     await page.waitForTimeout(150);
     await shoot(view);

@@ -33,7 +33,7 @@ export const devicesView: View = {
             h('div', { class: 'card-head' }, h('strong', null, d.owner ? 'owner (this host)' : (d.name ?? 'device') + (self ? ' — this browser' : '')), state),
             h('div', { class: 'muted small mono' }, shortId(d.id)),
             h('div', { class: 'small' }, `${d.role} · ${d.scopes.join(', ')}`),
-            h('div', { class: 'muted small' }, `${d.platform ?? ''} · paired ${ago(d.pairedAt)}`),
+            h('div', { class: 'muted small' }, [d.platform, `paired ${ago(d.pairedAt)}`].filter(Boolean).join(' · ')),
             d.owner || d.revokedAt
               ? null
               : h('div', { class: 'actions' }, confirmButton(self ? 'Revoke this browser' : 'Revoke', 'Confirm revoke', async () => {
