@@ -11,7 +11,7 @@ import type { Browser, Page } from 'playwright-core';
 import { tempHome } from '../helpers/home.ts';
 import { spawnGateway, type SpawnedGateway } from '../helpers/gateway.ts';
 import { runCli } from '../helpers/cli.ts';
-import { launchBrowser, newPage } from '../helpers/browser.ts';
+import { launchBrowser, newPage, screenshot, PHONE } from '../helpers/browser.ts';
 import { generateKeyPair } from '../../core/identity/keys.ts';
 import { nodeClient } from '../../core/client/node.ts';
 import type { CarapaceError } from '../../core/errors.ts';
@@ -80,6 +80,9 @@ test('without an invite the page shows its pairing code and connects once the ow
     await codeEl.waitFor({ timeout: 20_000 });
     const code = (await codeEl.textContent())!.trim();
     assert.match(code, /^[0-9A-Z]{4}-[0-9A-Z]{4}$/);
+    await screenshot(page, 'pairing-gate-desktop');
+    await page.setViewportSize(PHONE);
+    await screenshot(page, 'pairing-gate-phone');
     assert.match((await page.locator('#gate pre.cmd').textContent())!, new RegExp(`carapace devices approve ${code}`));
     const pending = JSON.parse((await runCli(['devices', 'pending', '--json'], { home: home.dir })).stdout).requests as { code: string; client: { name: string } }[];
     assert.equal(pending.find((r) => r.code === code)?.client.name, 'carapace-ui');
