@@ -30,6 +30,26 @@ export function kernelSecrets(ctx: KernelContext): SecretsSource {
   return layeredSecrets(openSecrets(ctx.paths), envSecrets());
 }
 
+/**
+ * Each plugin's config as the plugin host hands it over: the user's
+ * `plugins.<id>.config`, plus what the kernel owns for bundled plugins — the
+ * memory plugin's real workspace and data paths and the `memory` settings.
+ */
+export function kernelPluginConfig(ctx: KernelContext): () => KernelContext['config']['current']['plugins'] {
+  return () => {
+    const c = ctx.config.current;
+    const user = c.plugins ?? {};
+    const memory = {
+      workspace: agentWorkspace(ctx.paths, c, 'main', undefined),
+      dataDir: join(ctx.paths.pluginsDir, 'hybrid', 'data'),
+      embedder: c.memory.embedder,
+      hybrid: c.memory.hybrid,
+      sessions: c.memory.sessions === true,
+    };
+    return { ...user, hybrid: { ...user.hybrid, config: { ...memory, ...user.hybrid?.config } } };
+  };
+}
+
 /** `telegram:123456` or `telegram:123456:thread-7` → an outbound target. */
 export function parseDeliverTarget(target: string): { channel: string; chatId: string; threadId?: string } {
   const m = /^([a-z0-9][a-z0-9-]{0,63}):([^:]+)(?::(.+))?$/.exec(target);
@@ -92,7 +112,9 @@ async function kernelTools(ctx: KernelContext, registry: ServiceRegistry): Promi
   const execConfig = () => (ctx.config.current.plugins.exec?.config ?? {}) as Record<string, unknown>;
   const exec = createExecTool({ workspace: agentWorkspace(ctx.paths, ctx.config.current, 'main', undefined), hide: [ctx.paths.root], config: execConfig });
   const cron = bindCron(cronCapability(scheduler, 'cron'));
-  const tools: KernelTool[] = [exec, ...cron];
+  const { createSessionTools } = await import('./session-tools.ts');
+  const sessions = createSessionTools(() => registry.get<AgentService>('agent'));
+  const tools: KernelTool[] = [exec, ...cron, ...sessions];
   return () => tools.filter((t) => ctx.config.current.plugins[t.name]?.enabled !== false);
 }
 

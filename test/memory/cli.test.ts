@@ -20,7 +20,7 @@ test('carapace memory index, status and search work offline on the home\'s works
   assert.equal(idx.code, 0, idx.stderr);
   const report = JSON.parse(idx.stdout);
   assert.equal(report.docs.added, 2);
-  assert.match(report.status.dbPath, /plugins-data\/memory\/index\.sqlite$/);
+  assert.match(report.status.dbPath, /plugins\/hybrid\/data\/index\.sqlite$/);
 
   const status = JSON.parse((await runCli(['memory', 'status', '--json'], { home: home.dir })).stdout);
   assert.equal(status.state, 'complete');

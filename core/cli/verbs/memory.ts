@@ -1,6 +1,6 @@
 // `carapace memory status | index [--force] | search QUERY`: the memory plugin's
 // index, worked on directly (offline, no gateway needed). The index file is the
-// plugin's own, under $CARAPACE_HOME/plugins-data/memory/ (see plugins/memory/hybrid/config.ts).
+// plugin's own, under $CARAPACE_HOME/plugins/hybrid/data/ (see plugins/memory/hybrid/config.ts).
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { CliError, UsageError } from '../../errors.ts';

@@ -42,7 +42,9 @@ export class EmbedderConfigError extends Error {
 
 /** The memory db lives apart from carapace.db: it is derived, large, rebuildable, and needs the sqlite-vec extension. */
 export function memoryDataDir(home: string): string {
-  return join(home, 'plugins-data', 'memory');
+  // The plugin host's $PLUGIN_DATA for the bundled `hybrid` plugin: the gateway's
+  // worker and the offline CLI must open the same index.
+  return join(home, 'plugins', 'hybrid', 'data');
 }
 export const INDEX_FILE = 'index.sqlite';
 

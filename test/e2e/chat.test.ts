@@ -1,0 +1,92 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { tempHome } from '../helpers/home.ts';
+import { spawnGateway } from '../helpers/gateway.ts';
+import { runCli } from '../helpers/cli.ts';
+import { startFakeAnthropic } from '../helpers/fake-anthropic.ts';
+
+// The whole stack: the real CLI → the paired bus → the agent loop → the anthropic
+// provider plugin in its worker sandbox (the real SDK, the key substituted at the
+// kernel's egress) → a loopback Anthropic fake; the clock tool in its isolate.
+
+const KEY = 'sk-ant-e2e-9f8e7d6c5b4a';
+
+async function gatewayWithFake(t: import('node:test').TestContext, extra: Record<string, unknown> = {}) {
+  const home = tempHome('e2e');
+  t.after(home.cleanup);
+  const fake = await startFakeAnthropic();
+  t.after(() => fake.close());
+  mkdirSync(home.dir, { recursive: true, mode: 0o700 });
+  writeFileSync(
+    home.paths.config,
+    JSON.stringify({
+      providers: { anthropic: { apiKey: { secret: 'ANTHROPIC_API_KEY' }, baseUrl: fake.url } },
+      agents: { defaults: { model: 'anthropic/claude-sonnet-4-6' } },
+      ...extra,
+    }),
+  );
+  const set = await runCli(['secrets', 'set', 'ANTHROPIC_API_KEY'], { home: home.dir, input: KEY });
+  assert.equal(set.code, 0, set.stderr);
+  const gw = await spawnGateway(home.dir, { env: { ANTHROPIC_API_KEY: '', OPENAI_API_KEY: '' } });
+  t.after(() => gw.stop('SIGKILL'));
+  return { home, fake, gw };
+}
+
+test('carapace chat streams a reply that used a sandboxed tool, through a sandboxed provider', async (t) => {
+  const { home, fake, gw } = await gatewayWithFake(t);
+  fake.push({ toolCalls: [{ id: 'toolu_1', name: 'clock_now', input: { timezone: 'Europe/Berlin' } }], stopReason: 'tool_use' });
+  fake.push({ text: ['It is ', 'lunch time ', 'in Berlin.'] });
+
+  const res = await runCli(['chat', 'What time is it in Berlin?'], { home: home.dir });
+  assert.equal(res.code, 0, res.stderr + gw.output());
+  assert.match(res.stdout, /It is lunch time in Berlin\./);
+  assert.match(res.stderr, /\[tool clock_now\]/);
+
+  assert.equal(fake.requests.length, 2);
+  assert.equal(fake.requests[0].headers['x-api-key'], KEY, 'the kernel substituted the key at egress');
+  const toolResult = JSON.stringify(fake.requests[1].body.messages);
+  assert.match(toolResult, /tool_result/);
+  assert.match(toolResult, /Europe\/Berlin/, 'the clock tool ran in its isolate and its result went back to the model');
+  assert.doesNotMatch(gw.output(), new RegExp(KEY), 'the key is in no log line');
+});
+
+test('the transcript of a chat survives a gateway restart', async (t) => {
+  const { home, fake, gw } = await gatewayWithFake(t);
+  fake.push({ text: 'Noted: your favourite colour is teal.' });
+  const first = await runCli(['chat', '--session', 'agent:main:main', 'My favourite colour is teal.'], { home: home.dir });
+  assert.equal(first.code, 0, first.stderr);
+  assert.equal((await gw.stop()).code, 0);
+
+  const again = await spawnGateway(home.dir, { env: { ANTHROPIC_API_KEY: '', OPENAI_API_KEY: '' } });
+  t.after(() => again.stop('SIGKILL'));
+  fake.push({ text: 'Teal.' });
+  const second = await runCli(['chat', '--session', 'agent:main:main', 'What is my favourite colour?'], { home: home.dir });
+  assert.equal(second.code, 0, second.stderr);
+  const sent = JSON.stringify(fake.requests.at(-1)!.body.messages);
+  assert.match(sent, /favourite colour is teal/, 'the earlier turn was in the context after the restart');
+});
+
+test('when every model fails the user gets one clear error', async (t) => {
+  const { home, fake } = await gatewayWithFake(t);
+  fake.setDefault(() => ({ error: { status: 529, type: 'overloaded_error', message: 'Overloaded' } }));
+  const res = await runCli(['chat', 'hello'], { home: home.dir });
+  assert.equal(res.code, 1);
+  assert.match(res.stdout + res.stderr, /overloaded/i);
+});
+
+test('an agent hands work to another agent with sessions_send and uses its answer', async (t) => {
+  const { home, fake } = await gatewayWithFake(t, {
+    agents: { defaults: { model: 'anthropic/claude-sonnet-4-6' }, list: [{ id: 'main' }, { id: 'helper' }] },
+  });
+  fake.push({ toolCalls: [{ id: 'toolu_h', name: 'sessions_send', input: { agentId: 'helper', text: 'What is six times seven?' } }], stopReason: 'tool_use' });
+  fake.push({ text: 'Forty-two.' });
+  fake.push({ text: 'My colleague says: forty-two.' });
+  const res = await runCli(['chat', 'Ask the helper agent for six times seven.'], { home: home.dir });
+  assert.equal(res.code, 0, res.stderr);
+  assert.match(res.stdout, /My colleague says: forty-two\./);
+  const helperRequest = JSON.stringify(fake.requests[1].body.messages);
+  assert.match(helperRequest, /What is six times seven\?/, 'the helper agent got the question');
+  assert.match(helperRequest, /from agent:main:main/, 'with where it came from');
+  assert.match(JSON.stringify(fake.requests[2].body.messages), /Forty-two\./, "the helper's answer came back as the tool result");
+});
