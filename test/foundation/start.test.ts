@@ -33,7 +33,7 @@ test('a fresh home starts, answers /healthz, reports up in status, and stops cle
   try {
     assert.equal((db.pragma('integrity_check') as { integrity_check: string }[])[0].integrity_check, 'ok');
     const actions = (db.prepare('SELECT action FROM audit ORDER BY seq').all() as { action: string }[]).map((r) => r.action);
-    assert.deepEqual(actions, ['gateway.start', 'gateway.stop']);
+    assert.deepEqual(actions, ['gateway.start', 'device.invite', 'gateway.stop']);
   } finally {
     db.close();
   }

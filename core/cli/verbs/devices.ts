@@ -1,17 +1,22 @@
 import { CliError, UsageError } from '../../errors.ts';
 import { requireGateway, cliErrorOf } from '../connect.ts';
 import type { Verb } from '../main.ts';
+import { OPERATOR_SCOPES } from '../../bus/devices.ts';
+import { readRunInfo } from '../../gateway/lock.ts';
+import { controlUiBase } from '../../ui/base-url.ts';
 
 const usage = `usage: carapace devices pending [--json]
        carapace devices approve CODE [--role operator|node] [--scopes a,b]
        carapace devices reject CODE
-       carapace devices invite [--role operator|node] [--scopes a,b]
+       carapace devices invite [--role operator|node] [--scopes a,b] [--link]
        carapace devices list [--json]
        carapace devices revoke ID
 
 Devices (CLI, Control UI, phones, nodes) pair with the gateway once and then prove
 their key on every connection. A new device's first connect shows a code like
-ABCD-EFGH; approve it here. Scopes: operator.read, operator.write,
+ABCD-EFGH; approve it here. "invite --link" prints a one-time Control UI
+link (http://HOST:PORT/#invite=CODE) that pairs the browser opening it with
+every operator scope unless --scopes says otherwise. Scopes: operator.read, operator.write,
 operator.pairing, operator.admin; node.invoke. Talks to the running gateway.`;
 
 interface Device {
@@ -56,7 +61,7 @@ function ago(ts: number | null): string {
 
 export const verb: Verb = {
   usage,
-  options: { role: { type: 'string' }, scopes: { type: 'string' } },
+  options: { role: { type: 'string' }, scopes: { type: 'string' }, link: { type: 'boolean' } },
   async run(io, { positionals, values }) {
     const [sub, arg, ...rest] = positionals;
     if (rest.length) throw new UsageError(`unexpected argument ${rest[0]}`);
@@ -92,7 +97,21 @@ export const verb: Verb = {
           return 0;
         }
         case 'invite': {
-          const inv = await client.request<{ code: string; role: string; scopes: string[]; expiresAt: number; gatewayId: string }>('devices.invite', { ...(role ? { role } : {}), ...(scopes ? { scopes } : {}) });
+          const link = values.link === true;
+          if (link && role === 'node') throw new UsageError('--link is for the Control UI (role operator)');
+          // The Control UI needs every operator scope for its views; a plain invite defaults to read+write.
+          const grant = link ? { role: 'operator', scopes: scopes ?? [...OPERATOR_SCOPES] } : { ...(role ? { role } : {}), ...(scopes ? { scopes } : {}) };
+          const inv = await client.request<{ code: string; role: string; scopes: string[]; expiresAt: number; gatewayId: string }>('devices.invite', grant);
+          if (link) {
+            const info = readRunInfo(io.paths);
+            const url = `${controlUiBase(info?.host ?? '127.0.0.1', info?.port ?? 18789)}/#invite=${inv.code}`;
+            if (io.json) io.emit({ ...inv, link: url });
+            else {
+              io.say(url);
+              io.say(`one use, expires ${new Date(inv.expiresAt).toISOString()}; grants ${inv.role} [${inv.scopes.join(',')}]`);
+            }
+            return 0;
+          }
           if (io.json) io.emit(inv);
           else {
             io.say(`invite code: ${inv.code}`);

@@ -3,6 +3,7 @@ import { ConfigError } from '../../config/config.ts';
 import { LockError } from '../../gateway/lock.ts';
 import { StoreError } from '../../store/db.ts';
 import type { Verb } from '../main.ts';
+import { controlUiBase } from '../../ui/base-url.ts';
 
 const SHUTDOWN_GRACE_MS = 15_000;
 
@@ -31,6 +32,10 @@ finishes in-flight work and stops cleanly.`,
       throw err;
     }
     io.stderr.write(`carapace: gateway ready on ${gateway.url} (home ${io.home})\n`);
+    // A one-time link for this machine's browser (fragment only: never sent to a server or logged).
+    const ui = gateway.registry.find<import('../../ui/service.ts').UiService>('ui');
+    const link = ui?.inviteLink(controlUiBase(gateway.host, gateway.port));
+    if (link) io.stderr.write(`carapace: open the Control UI (one use, expires in 10 min): ${link}\n`);
 
     await new Promise<void>((resolve) => {
       let signalled = false;
