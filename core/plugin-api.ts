@@ -24,12 +24,18 @@ export interface FetchResult {
   body: string;
 }
 
+/**
+ * A kernel-held connection (`net.websocket`, `net.connect`). Inbound data is scrubbed
+ * of the plugin's secret values; `{{secret:NAME}}` in a write is substituted only for
+ * a host listed for NAME. Events that arrive before a handler is attached are kept.
+ */
 export interface SocketEvents {
-  /** Text or base64 (for binary) data as it arrives. */
+  /** Text as it arrives: one websocket message per call (base64 for a binary one), or a chunk of a TCP/TLS stream. */
   onData(handler: (data: string) => void): void;
   onClose(handler: (info: { code?: number; reason?: string; error?: string }) => void): void;
   write(data: string): Promise<void>;
-  close(): Promise<void>;
+  /** `code` (websocket only): 1000 or 3000-4999 — e.g. Discord's 4900 keeps a resumable session. */
+  close(code?: number): Promise<void>;
 }
 
 export interface CapabilityApi {

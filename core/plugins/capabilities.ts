@@ -109,14 +109,16 @@ function underRoot(path: string, root: string): boolean {
   return path === root || path.startsWith(root.endsWith(sep) ? root : root + sep);
 }
 
-function listedIn(p: Permissions & { worker: boolean }, d: Descriptor): boolean {
+function listedIn(p: Permissions & { worker: boolean }, d: Descriptor, configured: readonly string[] = []): boolean {
   switch (d.cap) {
     case 'net':
       return netListed(p.net, d.host, d.port);
     case 'net.address':
-      // A private address only when the literal address (or "localhost" for loopback) is what was listed.
+      // A private address only when the literal address (or "localhost" for loopback) is what was listed,
+      // or the user named exactly this host:port in config.
       if (!d.private) return netListed(p.net, d.host, d.port);
       {
+        if (netListed(configured.filter((n) => !n.startsWith('*')), d.host, d.port) && netListed(p.net, d.host, d.port)) return true;
         // Wildcards (`*`, `*.example.com`) never unlock a private address.
         const literal = (p.net ?? []).filter((n) => !n.startsWith('*'));
         if (isIP(d.host.replace(/^\[|\]$/g, '')) !== 0) return d.host.replace(/^\[|\]$/g, '') === d.address && netListed(literal, d.host, d.port);
@@ -148,7 +150,7 @@ export function check(grant: Grant, d: Descriptor): Decision {
   }
   const denied = d.cap === 'fs.read' || d.cap === 'fs.write' ? d.denyRoots.some((r) => underRoot(d.path, r)) : listedIn(grant.deny, d);
   if (denied) return { allowed: false, reason: 'denied by config' };
-  if (!listedIn(grant.allow, d)) {
+  if (!listedIn(grant.allow, d, grant.configured)) {
     if (d.cap === 'net.address' && d.private) return { allowed: false, reason: `${d.address} is a private, loopback or link-local address and the literal host is not granted` };
     return { allowed: false, reason: 'not granted' };
   }

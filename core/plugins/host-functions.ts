@@ -11,7 +11,9 @@ import type { SecretsSource } from '../secrets/source.ts';
 import type { PluginKv } from './kv.ts';
 import type { BusPort, BusMessage } from '../bus/types.ts';
 import type { Logger } from '../log/logger.ts';
-import type { FetchInit } from '../plugin-api.ts';
+import type { FetchInit, FetchResult } from '../plugin-api.ts';
+import { createSocketTable, type SocketLimits } from './sockets.ts';
+import { redactString } from '../log/redact.ts';
 
 export const FS_MAX_BYTES = 10 * 1024 * 1024;
 const MAX_INTERVALS = 16;
@@ -27,9 +29,10 @@ export interface HostFunctionOptions {
   bus?: BusPort;
   log: Logger;
   limits: { maxResponseBytes: number; callTimeoutMs: number };
-  /** Push an event into the plugin: a bus message for a subscription, an interval tick. */
-  deliver(kind: 'bus' | 'interval', handlerId: number, payload: unknown): void;
+  /** Push an event into the plugin: a bus message for a subscription, an interval tick, socket events. */
+  deliver(kind: 'bus' | 'interval' | 'socket', handlerId: number, payload: unknown): Promise<void> | void;
   resolve?: NetOptions['resolve'];
+  sockets?: Partial<SocketLimits>;
 }
 
 export interface HostFunctions {
@@ -57,6 +60,26 @@ export function createHostFunctions(o: HostFunctionOptions): HostFunctions {
   const sleeps = new Set<NodeJS.Timeout>();
   let nextId = 1;
   let closed = false;
+  // The values of the secrets this plugin may use: never handed back to it, whatever echoes them.
+  const grantedSecretValues = () =>
+    Object.keys(grant.allow.secrets ?? {}).flatMap((name) => {
+      const v = o.secrets.get(name);
+      return v ? [v] : [];
+    });
+  const sockets = createSocketTable({
+    grant,
+    secrets: o.secrets,
+    resolve: o.resolve,
+    limits: { connectTimeoutMs: Math.max(1000, o.limits.callTimeoutMs), ...o.sockets },
+    deliver: (id, batch) => (closed ? undefined : o.deliver('socket', id, batch)),
+    secretValues: grantedSecretValues,
+  });
+  const scrubFetch = (r: FetchResult): FetchResult => {
+    const values = grantedSecretValues();
+    if (values.length === 0) return r;
+    const clean = (t: string) => redactString(t, values);
+    return { ...r, url: clean(r.url), body: clean(r.body), headers: Object.fromEntries(Object.entries(r.headers).map(([k, v]) => [k, clean(v)])) };
+  };
 
   const realRoots = (op: 'read' | 'write', which: 'allow' | 'deny') =>
     fsRoots(grant, op, which).flatMap((r) => {
@@ -106,7 +129,11 @@ export function createHostFunctions(o: HostFunctionOptions): HostFunctions {
   };
 
   const methods: Record<string, (...args: unknown[]) => unknown> = {
-    'net.fetch': (url, init) => kernelFetch(str(url, 'url'), (init ?? {}) as FetchInit, netOpts),
+    'net.fetch': async (url, init) => scrubFetch(await kernelFetch(str(url, 'url'), (init ?? {}) as FetchInit, netOpts)),
+    'net.websocket': (url, opts) => sockets.websocket(url, opts),
+    'net.connect': (host, port, opts) => sockets.connect(host, port, opts),
+    'net.write': (id, data) => sockets.write(id, data),
+    'net.close': (id, code) => sockets.close(id, code),
     'fs.read': (path) => {
       const p = fsPath(path, 'read');
       const st = lstatSync(p);
@@ -188,6 +215,7 @@ export function createHostFunctions(o: HostFunctionOptions): HostFunctions {
     },
     close() {
       closed = true;
+      sockets.closeAll();
       for (const off of subscriptions.values()) off();
       for (const t of intervals.values()) clearInterval(t);
       for (const t of sleeps) clearTimeout(t);

@@ -5,8 +5,8 @@
 //
 // Start-up stays fast: at start only manifests are verified (hashing a few small
 // files); the sandbox host process and each isolate are created on first use —
-// a tool call, a provider completion — except channel plugins, which must listen
-// for inbound messages and are started in the background after the gateway is up.
+// a tool call, a provider completion — except enabled channel plugins, which must
+// listen for inbound messages and are started in the background after the gateway is up.
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -31,6 +31,9 @@ import { PluginCallError, type LoadSpec, type PluginInstance } from './runtime.t
 import { redactString } from '../log/redact.ts';
 import { secretValues } from '../secrets/known.ts';
 import type { NetOptions } from './net.ts';
+import type { SocketLimits } from './sockets.ts';
+import { deriveGrant, pluginConfigFor } from './config-grants.ts';
+import type { ProviderConfig } from '../config/config.ts';
 
 export type PluginState = 'stopped' | 'starting' | 'running' | 'backoff' | 'open' | 'refused' | 'disabled';
 
@@ -65,12 +68,15 @@ export interface PluginHostDeps {
   db: Db;
   /** The user's `plugins` config section, read on each start of a plugin. */
   pluginConfig: () => Record<string, { enabled?: boolean; config?: Record<string, unknown>; grant?: { deny?: string[] } }>;
+  /** The user's `channels` and `providers` sections (config.md), read on each start of a plugin. */
+  userConfig?: () => { channels?: Record<string, Record<string, unknown>>; providers?: Record<string, ProviderConfig> };
   broker?: Broker;
   secrets?: SecretsSource;
   /** Where manifests/ and plugins/ of the bundled plugins are (the repo root). */
   bundledRoot?: string | null;
   backoff?: Partial<BackoffPolicy>;
   resolve?: NetOptions['resolve'];
+  sockets?: Partial<SocketLimits>;
   /** Runtime for `worker` plugins (worker-runtime.ts); loaded lazily when absent. */
   loadWorker?: (spec: LoadSpec, host: HostFunctions) => Promise<PluginInstance>;
 }
@@ -205,8 +211,10 @@ export class PluginHost implements Service {
 
   async start(): Promise<void> {
     if (this.#entries.size === 0) this.discover();
+    // Channels listen for inbound messages, so they start with the gateway — those the user enabled (`channels.<id>.enabled`).
+    const channels = this.#deps.userConfig?.().channels ?? {};
     for (const [id, e] of this.#entries) {
-      if (e.verified?.manifest.kind === 'channel' && e.state === 'stopped') {
+      if (e.verified?.manifest.kind === 'channel' && e.state === 'stopped' && channels[id]?.enabled === true) {
         this.#ensure(id).catch((err) => this.#deps.log.error('channel plugin failed to start', { plugin: id, error: scrub((err as Error).message) }));
       }
     }
@@ -287,11 +295,23 @@ export class PluginHost implements Service {
     const v = e.verified!;
     const m = v.manifest;
     const userCfg = this.#deps.pluginConfig()[id] ?? {};
-    const config = validatePluginConfig(m, userCfg.config ?? {});
-    const grant = makeGrant(id, v.granted, userCfg.grant?.deny ?? [], {
-      WORKSPACE: this.#deps.paths.workspace,
-      PLUGIN_DATA: join(pluginHome(this.#deps.paths.pluginsDir, id), 'data'),
-    });
+    const sections = this.#deps.userConfig?.() ?? {};
+    const config = validatePluginConfig(
+      m,
+      pluginConfigFor(m, { plugin: userCfg.config, channel: sections.channels?.[id], provider: sections.providers?.[id] }),
+    );
+    const where = m.kind === 'channel' && sections.channels?.[id] ? `channels.${id}` : m.kind === 'provider' && sections.providers?.[id] ? `providers.${id}` : `plugins.${id}.config`;
+    const derived = deriveGrant(m, config, v.granted, where);
+    const grant = makeGrant(
+      id,
+      [...v.granted, ...derived.permissions],
+      userCfg.grant?.deny ?? [],
+      { WORKSPACE: this.#deps.paths.workspace, PLUGIN_DATA: join(pluginHome(this.#deps.paths.pluginsDir, id), 'data') },
+      derived.configured,
+    );
+    if (derived.permissions.length > 0) {
+      this.#deps.audit.append({ actor: 'kernel:plugins', action: 'plugin.grant.derived', target: id, data: { permissions: derived.permissions, from: derived.from } });
+    }
     const limits = { ...DEFAULT_LIMITS, ...m.limits };
     const log = this.#deps.log.child({ plugin: id });
     let instance: PluginInstance | null = null;
@@ -306,6 +326,7 @@ export class PluginHost implements Service {
       limits: { maxResponseBytes: limits.maxResponseBytes, callTimeoutMs: limits.callTimeoutMs },
       deliver: (kind, handlerId, payload) => instance?.deliver(kind, handlerId, payload),
       resolve: this.#deps.resolve,
+      sockets: this.#deps.sockets,
     });
     const spec: LoadSpec = {
       id,
@@ -483,6 +504,7 @@ export function createPluginHost(ctx: KernelContext, extra: Partial<PluginHostDe
     audit: ctx.audit,
     db: ctx.db,
     pluginConfig: () => (ctx.config.current as { plugins?: PluginHostDeps extends { pluginConfig: () => infer R } ? R : never }).plugins ?? {},
+    userConfig: () => ctx.config.current as ReturnType<NonNullable<PluginHostDeps['userConfig']>>,
     ...extra,
   });
 }

@@ -38,9 +38,56 @@ const freeze = (o) => {
   return Object.freeze(o);
 };
 
+// Sockets: events arrive through the `socket` hook in batches, in order; those that
+// come before the plugin has attached its handlers are kept until it does.
+const sockets = new Map();
+function socketEntry(id) {
+  let s = sockets.get(id);
+  if (!s) {
+    s = { data: null, close: null, early: [], closed: null };
+    sockets.set(id, s);
+  }
+  return s;
+}
+function socketEvent(id, ev) {
+  const s = socketEntry(id);
+  if ('close' in ev) {
+    s.closed = ev.close;
+    if (s.close) {
+      sockets.delete(id);
+      s.close(ev.close);
+    }
+    return;
+  }
+  if (s.data) s.data(ev.data);
+  else s.early.push(ev.data);
+}
+function socketApi(id) {
+  const s = socketEntry(id);
+  return freeze({
+    onData(handler) {
+      if (typeof handler !== 'function') throw new TypeError('handler must be a function');
+      s.data = handler;
+      for (const d of s.early.splice(0)) handler(d);
+    },
+    onClose(handler) {
+      if (typeof handler !== 'function') throw new TypeError('handler must be a function');
+      s.close = handler;
+      if (s.closed) {
+        sockets.delete(id);
+        handler(s.closed);
+      }
+    },
+    write: (data) => call('net.write', [id, String(data)]).then(() => undefined),
+    close: (code) => call('net.close', [id, code === undefined ? null : code]).then(() => undefined),
+  });
+}
+
 const carapace = freeze({
   net: {
     fetch: (url, init) => call('net.fetch', [url, init ?? {}]),
+    websocket: async (url, opts) => socketApi(await call('net.websocket', [url, opts ?? {}])),
+    connect: async (host, port, opts) => socketApi(await call('net.connect', [host, port, opts ?? {}])),
   },
   fs: {
     read: (path) => call('fs.read', [path]),
@@ -87,6 +134,16 @@ function errorText(e) {
   return 'thrown: ' + String(e);
 }
 
+// Retry hints the delivery queue needs, type-checked here and again in the kernel.
+function errorInfo(e) {
+  const out = {};
+  if (!e || typeof e !== 'object') return out;
+  if (typeof e.retryable === 'boolean') out.retryable = e.retryable;
+  if (typeof e.retryAfterMs === 'number') out.retryAfterMs = e.retryAfterMs;
+  if (typeof e.status === 'number') out.status = e.status;
+  return out;
+}
+
 function toolList() {
   const tools = module.exports.tools;
   return Array.isArray(tools) ? tools : [];
@@ -108,6 +165,17 @@ async function run(hook, args, callId) {
     }
     case 'complete':
       return x.complete(args[0], (event) => fire('__event', [callId, event]));
+    case 'socket': {
+      const events = args[1] && Array.isArray(args[1].events) ? args[1].events : [];
+      for (const ev of events) {
+        try {
+          socketEvent(args[0], ev);
+        } catch (e) {
+          fire('log.error', ['socket handler threw: ' + errorText(e), {}]);
+        }
+      }
+      return null;
+    }
     case 'bus':
     case 'interval': {
       const h = handlers.get(hook + ':' + args[0]);
@@ -133,18 +201,25 @@ return async function dispatch(hook, argsJson, callId, init) {
     if (hook === '__init') {
       if (exportsReady) throw new ErrorCtor('already initialised');
       exportsReady = true;
-      init.call(undefined, module, module.exports);
+      if (typeof init === 'function') init.call(undefined, module, module.exports);
+      else {
+        // An ES module's namespace: its named exports (or a default export object) are the hooks.
+        const x = init.default && typeof init.default === 'object' ? init.default : init;
+        for (const k of Object.keys(x)) module.exports[k] = x[k];
+      }
       return JSONstringify({ ok: true, value: null });
     }
     const value = await run(hook, JSONparse(argsJson), callId);
     return JSONstringify({ ok: true, value: value === undefined ? null : value });
   } catch (e) {
     let text;
+    let info = {};
     try {
       text = errorText(e);
+      info = errorInfo(e);
     } catch {
       text = 'thrown: (unprintable)';
     }
-    return JSONstringify({ ok: false, error: text });
+    return JSONstringify({ ok: false, error: text, info });
   }
 };

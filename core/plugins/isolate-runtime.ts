@@ -5,7 +5,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { FromSandbox, ToSandbox } from './sandbox-host.ts';
-import { PluginCallError, type CapabilityHandler, type LoadSpec, type PluginInstance } from './runtime.ts';
+import { PluginCallError, errorInfo, type CapabilityHandler, type LoadSpec, type PluginInstance } from './runtime.ts';
 import { redactString } from '../log/redact.ts';
 import { secretValues } from '../secrets/known.ts';
 import type { Logger } from '../log/logger.ts';
@@ -111,14 +111,14 @@ export class SandboxHost {
         const c = this.#calls.get(m.id);
         if (!c) return;
         this.#calls.delete(m.id);
-        let r: { ok: boolean; value?: unknown; error?: string; fatal?: boolean };
+        let r: { ok: boolean; value?: unknown; error?: string; fatal?: boolean; info?: unknown };
         try {
           r = JSON.parse(m.reply);
         } catch {
           return c.reject(new PluginCallError('plugin returned malformed JSON', false));
         }
         if (r.ok) c.resolve(r.value);
-        else c.reject(new PluginCallError(String(r.error).slice(0, 2000), r.fatal === true));
+        else c.reject(new PluginCallError(redactString(String(r.error).slice(0, 2000), secretValues()), r.fatal === true, errorInfo(r.info)));
         return;
       }
       case 'cap': {
@@ -199,10 +199,12 @@ export class SandboxHost {
         });
       },
       deliver(kind, handlerId, payload) {
-        if (loaded.exited) return;
+        if (loaded.exited) return Promise.resolve();
         const id = self.#nextId++;
-        self.#calls.set(id, { pid, resolve: () => {}, reject: () => {} });
-        self.#send(child, { t: 'call', id, pid, hook: kind, args: [handlerId, payload] });
+        return new Promise<void>((resolve) => {
+          self.#calls.set(id, { pid, resolve: () => resolve(), reject: () => resolve() });
+          self.#send(child, { t: 'call', id, pid, hook: kind, args: [handlerId, payload] });
+        });
       },
       async stop() {
         if (loaded.exited) return;

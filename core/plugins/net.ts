@@ -62,7 +62,8 @@ function need(grant: Grant, d: Descriptor): void {
   if (!decision.allowed) throw new CapabilityDenied(grant.pluginId, d, decision.reason);
 }
 
-function substitute(text: string, host: string, opts: NetOptions, used: Set<string>): string {
+/** Replace `{{secret:NAME}}` with values, each only if the checkpoint lets NAME go to `host`; values used are added to `used`. */
+export function substitute(text: string, host: string, opts: Pick<NetOptions, 'grant' | 'secrets'>, used: Set<string>): string {
   return text.replace(PLACEHOLDER, (_m, name: string) => {
     need(opts.grant, { cap: 'secret', name, host });
     const value = opts.secrets.get(name);
@@ -97,6 +98,17 @@ async function checkTarget(rawUrl: string, opts: NetOptions, used: Set<string>):
   if (url.hostname !== template.hostname || url.port !== template.port || url.protocol !== template.protocol || url.username || url.password) {
     throw new NetError('a secret value changed the destination of the URL; refusing');
   }
+  const pinned = await resolveTarget(host, port, opts);
+  return { url, host, port, ...pinned, substituted };
+}
+
+/**
+ * host:port through the checkpoint, then DNS, then every resolved address through
+ * it again (private ranges only for literal grants). The first address is the one
+ * to connect to, pinned so that no second lookup can rebind it.
+ */
+export async function resolveTarget(host: string, port: number, opts: Pick<NetOptions, 'grant' | 'resolve'>): Promise<{ address: string; family: number }> {
+  need(opts.grant, { cap: 'net', host, port });
   let addresses: { address: string; family: number }[];
   if (isIP(host)) addresses = [{ address: host, family: isIP(host) }];
   else {
@@ -109,10 +121,10 @@ async function checkTarget(rawUrl: string, opts: NetOptions, used: Set<string>):
   if (addresses.length === 0) throw new NetError(`cannot resolve ${host}`);
   // Every address must pass: a name that resolves to one public and one private address is refused.
   for (const a of addresses) need(opts.grant, { cap: 'net.address', host, port, address: a.address, private: isPrivateAddress(a.address) });
-  return { url, host, port, address: addresses[0].address, family: addresses[0].family, substituted };
+  return { address: addresses[0].address, family: addresses[0].family };
 }
 
-function pinnedLookup(address: string, family: number): LookupFunction {
+export function pinnedLookup(address: string, family: number): LookupFunction {
   return ((_host: string, options: { all?: boolean }, cb: (...args: unknown[]) => void) => {
     if (options && options.all) cb(null, [{ address, family }]);
     else cb(null, address, family);

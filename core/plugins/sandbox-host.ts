@@ -50,7 +50,8 @@ function send(msg: FromSandbox): void {
   if (process.connected) process.send?.(msg, undefined, undefined, () => {}); // a closing pipe is not an error here
 }
 
-function kill(sb: Sandbox, reason: string): void {
+/** `notify: false` when the gateway asked for it (unload, replace): a late `dead` would hit the plugin's next instance. */
+function kill(sb: Sandbox, reason: string, notify = true): void {
   if (sb.dead) return;
   sb.dead = true;
   sandboxes.delete(sb.pid);
@@ -62,7 +63,7 @@ function kill(sb: Sandbox, reason: string): void {
   } catch {
     // already gone
   }
-  send({ t: 'dead', pid: sb.pid, reason });
+  if (notify) send({ t: 'dead', pid: sb.pid, reason });
 }
 
 function answer(sb: Sandbox, cid: number, reply: string): void {
@@ -94,7 +95,7 @@ function capCall(sb: Sandbox, text: string): void {
 
 function load(m: Extract<ToSandbox, { t: 'load' }>): void {
   const old = sandboxes.get(m.pid);
-  if (old) kill(old, 'replaced');
+  if (old) kill(old, 'replaced', false);
   const isolate = new ivm.Isolate({ memoryLimit: Math.max(8, m.memoryMb) });
   const context = isolate.createContextSync();
   const sb: Sandbox = {
@@ -126,13 +127,13 @@ function load(m: Extract<ToSandbox, { t: 'load' }>): void {
       result: { reference: true },
       timeout: 1000,
     }) as Sandbox['dispatch'];
-    const wrapped = isolate.compileScriptSync(`(function (module, exports) {${m.code}\n})`, { filename: m.filename });
-    const fn = wrapped.runSync(context, { reference: true, timeout: m.callTimeoutMs }) as ivm.Reference;
+    const init = evaluatePlugin(isolate, context, m);
     sandboxes.set(m.pid, sb);
-    void sb.dispatch
-      .apply(undefined, ['__init', '[]', 0, fn.derefInto()] as never, { result: { promise: true, copy: true }, timeout: m.callTimeoutMs })
+    void init
+      .then((entry) =>
+        sb.dispatch.apply(undefined, ['__init', '[]', 0, entry.derefInto()] as never, { result: { promise: true, copy: true }, timeout: m.callTimeoutMs }).finally(() => entry.release()),
+      )
       .then((reply) => {
-        fn.release();
         const r = JSON.parse(String(reply)) as { ok: boolean; error?: string };
         if (!r.ok) {
           kill(sb, 'failed to load');
@@ -140,8 +141,9 @@ function load(m: Extract<ToSandbox, { t: 'load' }>): void {
         } else send({ t: 'loaded', pid: m.pid, ok: true });
       })
       .catch((err: Error) => {
+        const error = isolate.isDisposed ? 'isolate died while loading (memory limit?)' : err.message;
         kill(sb, 'failed to load');
-        send({ t: 'loaded', pid: m.pid, ok: false, error: isolate.isDisposed ? 'isolate died while loading (memory limit?)' : err.message });
+        send({ t: 'loaded', pid: m.pid, ok: false, error });
       });
   } catch (err) {
     try {
@@ -151,6 +153,37 @@ function load(m: Extract<ToSandbox, { t: 'load' }>): void {
     }
     send({ t: 'loaded', pid: m.pid, ok: false, error: (err as Error).message });
   }
+}
+
+/** V8's own verdict that the code is an ES module rather than a script. */
+const ES_MODULE_SYNTAX = /Unexpected token 'export'|Cannot use import statement outside a module|Cannot use 'import\.meta' outside a module/;
+
+/**
+ * Evaluate a plugin's entry: a CommonJS-style script (`module.exports = ...`)
+ * wrapped in a function, or — when V8 says it is module syntax — a single-file ES
+ * module compiled as one, whose namespace becomes the exports. A module that
+ * imports anything is refused: an isolate has no files to import from.
+ * Resolves to what the bootstrap's `__init` takes: the wrapper function or the namespace.
+ */
+async function evaluatePlugin(isolate: ivm.Isolate, context: ivm.Context, m: Extract<ToSandbox, { t: 'load' }>): Promise<ivm.Reference> {
+  let script: ivm.Script | null = null;
+  try {
+    script = isolate.compileScriptSync(`(function (module, exports) {${m.code}\n})`, { filename: m.filename });
+  } catch (err) {
+    if (!ES_MODULE_SYNTAX.test((err as Error).message)) throw err;
+  }
+  if (script) return script.runSync(context, { reference: true, timeout: m.callTimeoutMs }) as ivm.Reference;
+  const mod = isolate.compileModuleSync(m.code, { filename: m.filename });
+  const imports = mod.dependencySpecifiers;
+  if (imports.length > 0) {
+    mod.release();
+    throw new Error(`the plugin imports ${imports.map((i) => JSON.stringify(i)).join(', ')}; an isolate plugin is one self-contained file (its only API is the global \`carapace\`) — bundle its code into the entry`);
+  }
+  mod.instantiateSync(context, () => {
+    throw new Error('imports are not available in an isolate');
+  });
+  await mod.evaluate({ timeout: m.callTimeoutMs });
+  return mod.namespace;
 }
 
 async function callHook(m: Extract<ToSandbox, { t: 'call' }>): Promise<void> {
@@ -214,7 +247,7 @@ process.on('message', (raw: unknown) => {
     }
     case 'unload': {
       const sb = sandboxes.get(m.pid);
-      if (sb) kill(sb, 'unloaded');
+      if (sb) kill(sb, 'unloaded', false);
       return;
     }
   }

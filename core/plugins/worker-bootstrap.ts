@@ -106,9 +106,60 @@ async function webFetch(input: string | URL | Request, init: RequestInit = {}): 
   });
 }
 
+type CloseInfo = { code?: number; reason?: string; error?: string };
+interface SocketSlot {
+  data: ((d: string) => void) | null;
+  close: ((i: CloseInfo) => void) | null;
+  early: string[];
+  closed: CloseInfo | null;
+}
+// Socket events arrive through the `socket` hook in order; early ones wait for the handler.
+const sockets = new Map<number, SocketSlot>();
+function socketSlot(id: number): SocketSlot {
+  let s = sockets.get(id);
+  if (!s) {
+    s = { data: null, close: null, early: [], closed: null };
+    sockets.set(id, s);
+  }
+  return s;
+}
+function socketEvent(id: number, ev: { data?: string; close?: CloseInfo }): void {
+  const s = socketSlot(id);
+  if (ev.close) {
+    s.closed = ev.close;
+    if (s.close) {
+      sockets.delete(id);
+      s.close(ev.close);
+    }
+    return;
+  }
+  if (s.data) s.data(String(ev.data));
+  else s.early.push(String(ev.data));
+}
+function socketApi(id: number) {
+  const s = socketSlot(id);
+  return Object.freeze({
+    onData(handler: (d: string) => void) {
+      s.data = handler;
+      for (const d of s.early.splice(0)) handler(d);
+    },
+    onClose(handler: (i: CloseInfo) => void) {
+      s.close = handler;
+      if (s.closed) {
+        sockets.delete(id);
+        handler(s.closed);
+      }
+    },
+    write: async (data: string) => void (await call('net.write', [id, String(data)])),
+    close: async (code?: number) => void (await call('net.close', [id, code ?? null])),
+  });
+}
+
 const carapace = {
   net: {
     fetch: (url: string, init?: unknown) => call('net.fetch', [url, init ?? {}]),
+    websocket: async (url: string, opts?: unknown) => socketApi((await call('net.websocket', [url, opts ?? {}])) as number),
+    connect: async (host: string, port: number, opts?: unknown) => socketApi((await call('net.connect', [host, port, opts ?? {}])) as number),
     webFetch,
   },
   fs: {
@@ -153,6 +204,20 @@ function errText(e: unknown): string {
   return e instanceof Error ? `${e.name}: ${e.message}` : `thrown: ${String(e)}`;
 }
 
+function errorInfo(e: unknown): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  try {
+    if (!e || typeof e !== 'object') return out;
+    const r = e as Record<string, unknown>;
+    if (typeof r.retryable === 'boolean') out.retryable = r.retryable;
+    if (typeof r.retryAfterMs === 'number') out.retryAfterMs = r.retryAfterMs;
+    if (typeof r.status === 'number') out.status = r.status;
+  } catch {
+    // a throwing getter leaves no hints
+  }
+  return out;
+}
+
 async function run(hook: string, args: unknown[], id: number): Promise<unknown> {
   if (hook === 'describe') return { hooks: Object.keys(x) };
   if (hook === 'tool') {
@@ -163,6 +228,17 @@ async function run(hook: string, args: unknown[], id: number): Promise<unknown> 
     return typeof r === 'string' ? { content: r } : r;
   }
   if (hook === 'complete') return (x.complete as (r: unknown, cb: (e: unknown) => void) => unknown)(args[0], (event) => port.postMessage({ t: 'event', id, event }));
+  if (hook === 'socket') {
+    const batch = args[1] as { events?: { data?: string; close?: CloseInfo }[] } | null;
+    for (const ev of batch?.events ?? []) {
+      try {
+        socketEvent(Number(args[0]), ev);
+      } catch (e) {
+        carapace.log.error(`socket handler threw: ${errText(e)}`);
+      }
+    }
+    return null;
+  }
   if (hook === 'bus' || hook === 'interval') {
     await handlers.get(`${hook}:${String(args[0])}`)?.(args[1]);
     return null;
@@ -177,7 +253,7 @@ port.on('message', (m: { t: string; [k: string]: unknown }) => {
       const id = m.id as number;
       run(m.hook as string, m.args as unknown[], id).then(
         (value) => port.postMessage({ t: 'result', id, ok: true, value: JSON.parse(JSON.stringify(value ?? null)) }),
-        (err) => port.postMessage({ t: 'result', id, ok: false, error: errText(err) }),
+        (err) => port.postMessage({ t: 'result', id, ok: false, error: errText(err), info: errorInfo(err) }),
       );
       return;
     }

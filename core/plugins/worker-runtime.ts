@@ -7,7 +7,7 @@
 import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import type { HostFunctions } from './host-functions.ts';
-import { PluginCallError, type LoadSpec, type PluginInstance } from './runtime.ts';
+import { PluginCallError, errorInfo, type LoadSpec, type PluginInstance } from './runtime.ts';
 import { redactString } from '../log/redact.ts';
 import { secretValues } from '../secrets/known.ts';
 
@@ -27,6 +27,8 @@ export async function loadWorkerPlugin(spec: LoadSpec, host: HostFunctions): Pro
   });
   const calls = new Map<number, { resolve(v: unknown): void; reject(e: Error): void; onEvent?: (e: unknown) => void; timer: NodeJS.Timeout }>();
   const streams = new Map<number, { abort(): void }>();
+  /** Deliveries (bus, interval, socket events) waiting for the plugin to finish handling them. */
+  const deliveries = new Map<number, () => void>();
   const exitListeners: ((reason: string) => void)[] = [];
   let nextId = 1;
   let exited = false;
@@ -39,6 +41,8 @@ export async function loadWorkerPlugin(spec: LoadSpec, host: HostFunctions): Pro
       c.reject(new PluginCallError(`plugin ${spec.id} stopped: ${reason}`, true));
     }
     calls.clear();
+    for (const d of deliveries.values()) d();
+    deliveries.clear();
     for (const s of streams.values()) s.abort();
     streams.clear();
     void worker.terminate();
@@ -84,12 +88,17 @@ export async function loadWorkerPlugin(spec: LoadSpec, host: HostFunctions): Pro
         calls.get(m.id as number)?.onEvent?.(m.event);
         return;
       case 'result': {
+        const d = deliveries.get(m.id as number);
+        if (d) {
+          deliveries.delete(m.id as number);
+          return d();
+        }
         const c = calls.get(m.id as number);
         if (!c) return;
         calls.delete(m.id as number);
         clearTimeout(c.timer);
         if (m.ok) c.resolve(m.value);
-        else c.reject(new PluginCallError(String(m.error).slice(0, 2000), false));
+        else c.reject(new PluginCallError(scrub(String(m.error).slice(0, 2000)), false, errorInfo(m.info)));
         return;
       }
     }
@@ -122,12 +131,19 @@ export async function loadWorkerPlugin(spec: LoadSpec, host: HostFunctions): Pro
       });
     },
     deliver(kind, handlerId, payload) {
-      if (!exited) worker.postMessage({ t: 'call', id: nextId++, hook: kind, args: [handlerId, payload] });
+      if (exited) return Promise.resolve();
+      const id = nextId++;
+      return new Promise<void>((resolve) => {
+        deliveries.set(id, resolve);
+        worker.postMessage({ t: 'call', id, hook: kind, args: [handlerId, payload] });
+      });
     },
     async stop() {
       if (exited) return;
       exited = true;
       for (const c of calls.values()) clearTimeout(c.timer);
+      for (const d of deliveries.values()) d();
+      deliveries.clear();
       for (const s of streams.values()) s.abort();
       await worker.terminate();
     },

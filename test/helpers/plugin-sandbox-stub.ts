@@ -92,7 +92,7 @@ export function createSandbox(opts: SandboxOptions = {}): Sandbox {
         if (closedInfo) throw new Error('socket is closed');
         write(subst(String(d)));
       },
-      // The capability type has no close code; Discord needs one (1000 ends the session), so the stub passes it through.
+      // Discord needs a close code (1000 ends the session, 4900 keeps it).
       async close(code?: number) {
         close(code);
       },
