@@ -4,10 +4,9 @@
 // One source file keeps this free of a bundler; a plugin that needs several
 // files or npm packages must inline them (the isolate has no module loader).
 //
-// Output shape follows the runtime: an isolate runs the entry as a classic
-// script wrapped in `function (module, exports)` (sandbox-host.ts), so exports
-// become one trailing `module.exports = {…}`; a worker imports an ES module, so
-// they become one trailing `export {…}`.
+// Output: one ES module whose only export is a trailing `export {…}` — what
+// both the isolate (compiled as a module, no imports allowed) and the worker
+// runtime load.
 
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { stripTypeScriptTypes } from 'node:module';
@@ -58,23 +57,21 @@ export function rewriteExports(code: string, file: string): { body: string; name
   return { body, names };
 }
 
-function trailer(names: Map<string, string>, runtime: 'isolate' | 'worker'): string {
-  const entries = [...names].map(([exported, local]) => (exported === local ? local : `${local} as ${exported}`));
-  if (runtime === 'worker') return `\nexport { ${entries.join(', ')} };\n`;
-  return `\nmodule.exports = { ${[...names].map(([exported, local]) => (exported === local ? local : `${exported}: ${local}`)).join(', ')} };\n`;
+function trailer(names: Map<string, string>): string {
+  return `\nexport { ${[...names].map(([exported, local]) => (exported === local ? local : `${local} as ${exported}`)).join(', ')} };\n`;
 }
 
-/** Run the built isolate script once in an empty context to read the tool declarations it exports. */
-function declaredTools(code: string, file: string): ToolDef[] | undefined {
-  const module = { exports: {} as Record<string, unknown> };
+/** Run the built code once in an empty context to read the tool declarations it exports. */
+function declaredTools(body: string, names: Map<string, string>, file: string): ToolDef[] | undefined {
+  const local = names.get('tools');
+  if (!local) return undefined;
+  let tools: unknown;
   try {
-    const fn = new Script(`(function (module, exports) {${code}\n})`, { filename: file }).runInContext(createContext({}), { timeout: 1000 }) as (m: unknown, e: unknown) => void;
-    fn(module, module.exports);
+    // The module body has no exports left; a function wrapper hands back what `tools` holds.
+    tools = new Script(`(function () {${body}\nreturn ${local};\n})()`, { filename: file }).runInContext(createContext({}), { timeout: 1000 });
   } catch (err) {
     throw new PackError(`${file} fails when loaded: ${(err as Error).message}`);
   }
-  const tools = module.exports.tools;
-  if (tools === undefined) return undefined;
   if (!Array.isArray(tools)) throw new PackError(`${file}: tools must be an array`);
   return tools.map((t: { name?: unknown; description?: unknown; input?: unknown; run?: unknown }, i) => {
     if (typeof t?.name !== 'string' || typeof t.run !== 'function') throw new PackError(`${file}: tools[${i}] needs a name and a run function`);
@@ -108,11 +105,11 @@ export function packPlugin(projectDir: string): PackResult {
   if (!existsSync(entrySrc)) throw new PackError(`${entrySrc} is missing; the plugin's source is src/index.ts`);
   const others = readdirSync(srcDir).filter((f) => f !== 'index.ts' && /\.(m?[jt]s)$/.test(f));
   if (others.length) throw new PackError(`src/ holds ${others.join(', ')} besides index.ts; pack builds one file with no run-time imports — move that code into src/index.ts`);
-  const runtime = template.runtime === 'worker' ? 'worker' : 'isolate';
   const entry = typeof template.entry === 'string' ? template.entry : 'index.js';
   const { body, names } = rewriteExports(stripTypes(readFileSync(entrySrc, 'utf8'), 'src/index.ts'), 'src/index.ts');
-  const code = `// Built by carapace plugin pack from src/index.ts.\n${body.replace(/[ \t]+$/gm, '').replace(/\n{3,}/g, '\n\n')}${trailer(names, runtime)}`;
-  const tools = runtime === 'isolate' ? declaredTools(code, entry) : undefined;
+  const clean = body.replace(/[ \t]+$/gm, '').replace(/\n{3,}/g, '\n\n');
+  const code = `// Built by carapace plugin pack from src/index.ts.\n${clean}${trailer(names)}`;
+  const tools = declaredTools(clean, names, entry);
 
   const { signature: _sig, ...rest } = template;
   const provides = { ...((rest.provides as Record<string, unknown>) ?? {}) };

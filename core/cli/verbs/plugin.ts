@@ -7,6 +7,7 @@ const usage = `usage: carapace plugin init KIND NAME [--dir DIR]
        carapace plugin pack [--dir DIR]
        carapace plugin sign --key FILE [--dir DIR]
        carapace plugin publish --registry URL --token TOKEN [--key FILE] [--dir DIR]
+       carapace plugin key-id --key FILE
 
 Plugin authoring. \`init\` scaffolds a TypeScript plugin project (KIND: tool,
 provider, channel, memory) in NAME/ (or DIR): src/index.ts typed with
@@ -16,7 +17,8 @@ and dist/plugin.json with its file digests and declared tools. \`sign\` signs
 dist/plugin.json with a publisher key from \`carapace keygen\`. \`publish\`
 uploads dist/ to a registry (token: --token or $CARAPACE_REGISTRY_TOKEN); with
 --key it first registers that publisher key with the registry. DIR defaults to
-the current folder.`;
+the current folder. \`key-id\` prints the keyId of a key file (what users pass
+to \`plugins install --trust\`).`;
 
 const KINDS = ['tool', 'provider', 'channel', 'memory'] as const;
 
@@ -144,6 +146,19 @@ export const verb: Verb = {
     if (sub === 'pack' && rest.length === 0) return pack(io, values);
     if (sub === 'sign' && rest.length === 0) return sign(io, values);
     if (sub === 'publish' && rest.length === 0) return publish(io, values);
+    if (sub === 'key-id' && rest.length === 0) {
+      if (typeof values.key !== 'string') throw new UsageError('key-id needs --key FILE');
+      const { publicPartOf, TrustError } = await import('../../trust/trust-store.ts');
+      try {
+        const k = publicPartOf(readFileSync(resolve(values.key), 'utf8'), values.key);
+        if (io.json) io.emit({ keyId: k.keyId, publicKey: k.publicKey });
+        else io.stdout.write(k.keyId + '\n');
+      } catch (err) {
+        if (err instanceof TrustError || (err as NodeJS.ErrnoException).code === 'ENOENT') throw new CliError((err as Error).message);
+        throw err;
+      }
+      return 0;
+    }
     throw new UsageError(sub ? `unknown or malformed subcommand "${sub}"` : 'a subcommand is required: init, pack, sign or publish');
   },
 };
