@@ -53,6 +53,7 @@ const VERBS: Record<string, VerbEntry> = {
   registry: { summary: 'serve a ClawHub-compatible skill and plugin registry; mint publish tokens', load: () => import('./verbs/registry.ts') },
   skills: { summary: 'search, install, remove, list and verify workspace skills', load: () => import('./verbs/skills.ts') },
   keygen: { summary: 'create an ed25519 publisher key file', load: () => import('./verbs/keygen.ts') },
+  plugin: { summary: 'write a plugin: init KIND NAME, pack, sign --key FILE, publish --registry URL', load: () => import('./verbs/plugin.ts') },
   trust: { summary: 'list, add or remove trusted publisher keys', load: () => import('./verbs/trust.ts') },
   pairing: { summary: 'chat senders waiting for DM access: list, approve CHANNEL CODE, reject CHANNEL CODE', load: () => import('./verbs/pairing.ts') },
 };

@@ -133,6 +133,37 @@ export class PluginHost implements Service {
     this.#indexTools();
   }
 
+  /**
+   * Pick up what `carapace plugins install|remove` changed on disk while the
+   * gateway runs: installed plugins that are new, at another version or grant
+   * are verified afresh (the old instance stopped first); removed ones stop.
+   * Bundled plugins are left alone.
+   */
+  async reloadInstalled(): Promise<{ added: string[]; replaced: string[]; removed: string[] }> {
+    const { store, problems } = loadTrustStore(this.#deps.paths.trustDir);
+    this.#trust = store;
+    for (const p of problems) this.#deps.log.warn('ignored trust file', { problem: p });
+    const out = { added: [] as string[], replaced: [] as string[], removed: [] as string[] };
+    const onDisk = new Map(installedPlugins(this.#deps.paths.pluginsDir).map((loc) => [loc.id, loc]));
+    for (const [id, e] of [...this.#entries]) {
+      if (e.loc.source !== 'installed' || onDisk.has(id)) continue;
+      await this.#halt(id, 'removed');
+      this.#entries.delete(id);
+      out.removed.push(id);
+    }
+    for (const [id, loc] of onDisk) {
+      const e = this.#entries.get(id);
+      if (e && e.loc.source === 'bundled') continue;
+      if (e && JSON.stringify(e.loc.record) === JSON.stringify(loc.record)) continue;
+      if (e) await this.#halt(id, 'replaced');
+      this.#entries.set(id, this.#verify(loc));
+      (e ? out.replaced : out.added).push(id);
+    }
+    this.#indexTools();
+    if (out.added.length + out.replaced.length + out.removed.length) this.#deps.audit.append({ actor: 'kernel:plugins', action: 'plugin.reload', target: 'installed', data: out });
+    return out;
+  }
+
   #verify(loc: PluginLocation): Entry {
     const entry: Entry = { loc, verified: null, refusal: null, state: 'stopped', instance: null, hostFns: null, starting: null, restarts: 0, failureTimes: [], timer: null, inputValidators: new Map() };
     try {

@@ -17,6 +17,13 @@ export interface InstallRecord {
   granted: string[];
   allowWorker: boolean;
   installedAt: number;
+  /** Registry installs (install-registry.ts): who signed it, where it came from, the tarball's sha256 and the manifest digest. */
+  keyId?: string;
+  registry?: string;
+  sha256?: string;
+  digest?: string;
+  /** The version this one replaced, kept on disk for `plugins install ID --rollback`. */
+  previous?: InstallRecord;
 }
 
 export interface PluginLocation {

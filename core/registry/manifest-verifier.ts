@@ -1,8 +1,8 @@
 // The registry accepts a plugin release only when its plugin.json is signed by
 // the key the publisher registered (registry.md). Checking a manifest — schema,
 // canonical JSON, ed25519 signature — is the plugin host's job
-// (core/plugins/manifest.ts, built on another branch); the registry calls it
-// through this interface so the two can land independently.
+// (core/plugins/manifest.ts); the registry calls it through this interface
+// (verifier.ts) so its tests can swap in hostile verifiers if they need to.
 
 /** The manifest fields the registry itself relies on after verification. */
 export interface VerifiedManifest {

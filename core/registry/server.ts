@@ -448,6 +448,15 @@ export async function createRegistryServer(opts: RegistryServerOptions): Promise
     return { ok: true, keyId, user };
   });
 
+  // A publisher's public key, for clients that trust on first use: the client
+  // checks that keyIdOf(publicKey) is the keyId the signed index names.
+  app.get('/api/v1/carapace/keys/:keyId', async (req) => {
+    const { keyId } = req.params as { keyId: string };
+    const row = /^[0-9a-f]{16}$/.test(keyId) ? store.getKey(keyId) : undefined;
+    if (!row) fail('NOT_FOUND', `no publisher key ${keyId}`);
+    return { alg: 'ed25519', keyId: row.key_id, publicKey: row.public_key, user: row.user };
+  });
+
   const publishPlugin = (user: string, tgz: Buffer) => {
     if (!Buffer.isBuffer(tgz) || tgz.length === 0) fail('INVALID_REQUEST', 'empty upload');
     let files;

@@ -1,5 +1,5 @@
 import { b64, fromB64, keyIdOf, sign, verify, type KeyPair } from '../identity/keys.ts';
-import { canonicalJson } from './canonical-json.ts';
+import { canonicalJson } from '../plugins/canonical-json.ts';
 
 // What the registry says about one plugin package, signed with the registry's
 // own ed25519 key (registry.md): a client that pinned the key detects a forged

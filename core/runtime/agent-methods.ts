@@ -128,6 +128,11 @@ export function registerAgentMethods(deps: AgentMethodsDeps): void {
     },
   });
 
+  methods.register('plugins.reload', {
+    scope: 'operator.admin',
+    handler: () => plugins.reloadInstalled(),
+  });
+
   methods.register('plugins.list', {
     scope: 'operator.read',
     handler: () => ({ plugins: plugins.list() }),

@@ -12,10 +12,11 @@ export interface CliResult {
 }
 
 /** Run the real `carapace` command in a child process. */
-export function runCli(args: string[], opts: { home?: string; input?: string; env?: NodeJS.ProcessEnv; node?: string } = {}): Promise<CliResult> {
+export function runCli(args: string[], opts: { home?: string; input?: string; env?: NodeJS.ProcessEnv; node?: string; cwd?: string } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(opts.node ?? process.execPath, [BIN, ...args, ...(opts.home ? ['--home', opts.home] : [])], {
       env: { ...process.env, ...opts.env },
+      cwd: opts.cwd,
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';

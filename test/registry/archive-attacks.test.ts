@@ -11,7 +11,7 @@ import { readTgz, writeTgz } from '../../core/registry/tar.ts';
 import { readZip, writeZip } from '../../core/registry/zip.ts';
 import { unpackRelease, ReleaseRefused } from '../../core/registry/plugin-fetch.ts';
 import { createRegistryServer } from '../../core/registry/server.ts';
-import { standInManifestVerifier } from '../../core/registry/manifest-standin.ts';
+import { manifestVerifier } from '../../core/registry/verifier.ts';
 import { runCli } from '../helpers/cli.ts';
 
 // Hostile archives: each is refused with its reason, and nothing lands on disk.
@@ -130,7 +130,7 @@ test('a refused release leaves nothing unpacked on disk', (t) => {
 
 test('the registry refuses a plugin release carrying a symlink, naming the reason', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'carapace-registry-attack-'));
-  const server = await createRegistryServer({ dataDir: join(dir, 'data'), verifier: standInManifestVerifier });
+  const server = await createRegistryServer({ dataDir: join(dir, 'data'), verifier: manifestVerifier });
   t.after(async () => {
     await server.close();
     rmSync(dir, { recursive: true, force: true });

@@ -7,9 +7,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { b64, generateKeyPair, keyIdOf, readKeyFile, sign, type KeyPair } from '../../core/identity/keys.ts';
-import { canonicalJson } from '../../core/registry/canonical-json.ts';
+import { canonicalJson } from '../../core/plugins/canonical-json.ts';
 import { createRegistryServer, type RegistryServer } from '../../core/registry/server.ts';
-import { standInManifestVerifier } from '../../core/registry/manifest-standin.ts';
+import { manifestVerifier } from '../../core/registry/verifier.ts';
 import { signIndex, IndexRefused, type SignedPackageIndex } from '../../core/registry/signed-index.ts';
 import { writeTgz, type TarEntryInput } from '../../core/registry/tar.ts';
 import { chooseVersion, downloadRelease, fetchVerifiedIndex, registryClientState, ReleaseRefused, unpackRelease } from '../../core/registry/plugin-fetch.ts';
@@ -17,8 +17,6 @@ import { chooseVersion, downloadRelease, fetchVerifiedIndex, registryClientState
 // Plugin releases: publish only when the registered publisher key signed the
 // manifest; the index the registry signs; a client that pins the registry key
 // and refuses forged, expired and rolled-back indexes.
-// (Manifests are checked by the registry's clearly marked stand-in verifier
-// until the plugin host's core/plugins/manifest.ts is on this branch.)
 
 let base: string;
 let server: RegistryServer;
@@ -98,7 +96,7 @@ async function freshIndex(name: string): Promise<SignedPackageIndex> {
 
 before(async () => {
   base = mkdtempSync(join(tmpdir(), 'carapace-registry-index-'));
-  server = await createRegistryServer({ dataDir: join(base, 'data'), verifier: standInManifestVerifier });
+  server = await createRegistryServer({ dataDir: join(base, 'data'), verifier: manifestVerifier });
   url = await server.app.listen({ port: 0, host: '127.0.0.1' });
   token = server.store.mintToken('alice');
   publisher = generateKeyPair();
@@ -228,6 +226,26 @@ test('a release whose manifest signature does not verify is refused', async () =
   const res = await publish(writeTgz([{ path: 'plugin.json', bytes: Buffer.from(JSON.stringify(m)) }, { path: 'index.js', bytes: Buffer.from(CODE) }]));
   assert.equal(res.status, 403);
   assert.equal(((await res.json()) as { details: { reason: string } }).details.reason, 'bad-signature');
+});
+
+test('a release whose manifest fails the carapace.plugin/v1 schema is refused with the JSON pointer', async () => {
+  const m = manifest('schema-tool', '1.0.0', { 'index.js': digest(CODE) }, publisher);
+  const { signature: _s, ...unsigned } = m;
+  const bad = { ...unsigned, kind: 'rootkit' };
+  const signed = { ...bad, signature: { alg: 'ed25519', keyId: keyIdOf(publisher.publicKey), sig: sign(canonicalJson(bad), publisher) } };
+  const res = await publish(writeTgz([{ path: 'plugin.json', bytes: Buffer.from(JSON.stringify(signed)) }, { path: 'index.js', bytes: Buffer.from(CODE) }]));
+  assert.equal(res.status, 400);
+  const body = (await res.json()) as { message: string; details: { reason: string } };
+  assert.equal(body.details.reason, 'schema');
+  assert.match(body.message, /"\/kind"/);
+});
+
+test('the registry serves a registered publisher key by its keyId', async () => {
+  const res = await fetch(`${url}/api/v1/carapace/keys/${keyIdOf(publisher.publicKey)}`);
+  assert.equal(res.status, 200);
+  const body = (await res.json()) as { keyId: string; publicKey: string; user: string };
+  assert.deepEqual(body, { alg: 'ed25519', keyId: keyIdOf(publisher.publicKey), publicKey: b64(publisher.publicKey), user: 'alice' });
+  assert.equal((await fetch(`${url}/api/v1/carapace/keys/0000000000000000`)).status, 404);
 });
 
 test('a release whose files do not match the manifest digests, or carry unlisted files, is refused', async () => {

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { CliError, UsageError } from '../../errors.ts';
 import type { Verb } from '../main.ts';
@@ -9,6 +9,111 @@ import { secretValues } from '../../secrets/known.ts';
 import { bundledPlugins, installedPlugins } from '../../plugins/installed.ts';
 import { loadTrustStore, PluginRefusedError, verifyPlugin, type VerifiedPlugin } from '../../plugins/manifest.ts';
 import { grantPermission, inspectFolder, installFolder, removePlugin } from '../../plugins/install.ts';
+
+type IO = Parameters<Verb['run']>[0];
+
+// Not a path on disk and shaped like a package name: the user meant a registry.
+function parseRegistrySpecLoose(spec: string): boolean {
+  return /^(@[a-z0-9][a-z0-9-]*\/)?[a-z0-9][a-z0-9-]*(@[0-9A-Za-z.+-]+)?$/.test(spec);
+}
+
+/** A yes/no question on a terminal; null when nobody is there to answer (flags decide). */
+function confirmer(io: IO): ((q: string) => Promise<boolean>) | undefined {
+  if (!io.stdin.isTTY || io.json) return undefined;
+  return async (question) => {
+    const { createInterface } = await import('node:readline/promises');
+    const rl = createInterface({ input: io.stdin, output: io.stderr });
+    try {
+      return /^y(es)?$/i.test((await rl.question(`${question} [y/N] `)).trim());
+    } finally {
+      rl.close();
+    }
+  };
+}
+
+/** Tell a running gateway to load what changed on disk; null when none runs or it cannot. */
+async function reloadGateway(io: IO): Promise<string> {
+  const { connectOwner } = await import('../connect.ts');
+  let client;
+  try {
+    client = await connectOwner(io.paths);
+  } catch (err) {
+    return `the gateway did not answer (${(err as Error).message}); restart it to load the change`;
+  }
+  if (!client) return 'no gateway running; it loads the plugin on its next start';
+  try {
+    const r = await client.request<{ added: string[]; replaced: string[]; removed: string[] }>('plugins.reload', {});
+    return `the running gateway reloaded its plugins (added: ${r.added.join(', ') || '-'}; replaced: ${r.replaced.join(', ') || '-'}; removed: ${r.removed.join(', ') || '-'})`;
+  } catch (err) {
+    return `the gateway could not reload (${(err as Error).message}); restart it to load the change`;
+  } finally {
+    client.close();
+  }
+}
+
+async function installRemote(io: IO, spec: string, values: Record<string, unknown>): Promise<number> {
+  const { installFromRegistry, rollbackPlugin, parseRegistrySpec, InstallRefused } = await import('../../plugins/install-registry.ts');
+  const parsed = parseRegistrySpec(spec);
+  if (!parsed) throw new UsageError(`"${spec}" is not a plugin name[@version]`);
+  const registry = values.registry as string | undefined;
+  const target = parsed.version ? `${parsed.name}@${parsed.version}` : parsed.name;
+  const refuse = (err: unknown): never => {
+    if (!(err instanceof InstallRefused)) throw err;
+    withAudit(io, (audit) => audit.append({ actor: 'cli', action: 'plugin.install.refused', target: parsed.name, data: { reason: err.reason, message: err.message, registry: registry ?? null, spec } }));
+    if (io.json) io.emit({ id: parsed.name, installed: false, reason: err.reason, error: err.message, ...err.details });
+    throw new CliError(`refused (${err.reason}): ${err.message}`);
+  };
+  if (values.rollback === true) {
+    let r;
+    try {
+      r = withAudit(io, (audit) => {
+        const out = rollbackPlugin(io.paths, parsed.name);
+        audit.append({ actor: 'cli', action: 'plugin.rollback', target: parsed.name, data: { version: out.version, replaced: out.replaced } });
+        return out;
+      });
+    } catch (err) {
+      return refuse(err);
+    }
+    const gateway = await reloadGateway(io);
+    if (io.json) io.emit({ ...r, rolledBack: true });
+    else io.say(`rolled back ${r.id} to ${r.version} (from ${r.replaced}); ${gateway}`);
+    return 0;
+  }
+  if (!registry) throw new UsageError('installing by name needs --registry URL (or give a plugin folder)');
+  try {
+    new URL(registry);
+  } catch {
+    throw new UsageError(`--registry must be a URL, not "${registry}"`);
+  }
+  let r;
+  try {
+    r = await installFromRegistry(io.paths, {
+      registry,
+      name: parsed.name,
+      version: parsed.version,
+      trustKeyId: values.trust as string | undefined,
+      yes: values.yes === true,
+      allowDowngrade: values['allow-downgrade'] === true,
+      allowWorker: values['allow-worker'] === true,
+      confirm: confirmer(io),
+      say: (line) => (io.json ? undefined : io.stderr.write(line + '\n')),
+    });
+  } catch (err) {
+    return refuse(err);
+  }
+  if (r.unchanged) {
+    if (io.json) io.emit({ ...r, installed: true });
+    else io.say(`${target}: ${r.version} is already installed`);
+    return 0;
+  }
+  withAudit(io, (audit) =>
+    audit.append({ actor: 'cli', action: 'plugin.install', target: r.id, data: { version: r.version, previous: r.previousVersion, granted: r.granted, added: r.added, keyId: r.keyId, registry, registryKeyId: r.registryKeyId, newlyTrusted: r.newlyTrusted } }),
+  );
+  const gateway = await reloadGateway(io);
+  if (io.json) io.emit({ ...r, installed: true, gateway });
+  else io.say(`installed ${r.id} ${r.version}${r.previousVersion ? ` (was ${r.previousVersion}; --rollback returns to it)` : ''}; ${gateway}`);
+  return 0;
+}
 
 function withAudit<T>(io: Parameters<Verb['run']>[0], fn: (audit: ReturnType<typeof createAuditLog>) => T): T {
   ensureHome(io.paths);
@@ -32,7 +137,7 @@ interface Row {
   permissions?: string[];
 }
 
-function verifyAll(io: Parameters<Verb['run']>[0]): Row[] {
+function verifyAll(io: IO): Row[] {
   const { store } = loadTrustStore(io.paths.trustDir);
   return [...bundledPlugins(), ...installedPlugins(io.paths.pluginsDir)].map((loc) => {
     try {
@@ -52,17 +157,26 @@ function verifyAll(io: Parameters<Verb['run']>[0]): Row[] {
 }
 
 export const verb: Verb = {
-  usage: `usage: carapace plugins list | install DIR [--yes] [--allow-worker] [--allow-downgrade] | remove ID | verify [ID] | grant ID PERM
+  usage: `usage: carapace plugins list | install DIR|NAME[@VER] [--registry URL] [--trust KEYID] [--yes] [--allow-worker] [--allow-downgrade] [--rollback] | remove ID | verify [ID] | grant ID PERM
 
   list              bundled and installed plugins, verified, with their permissions
   install DIR       verify a local plugin folder (plugin.json + files), show what it asks for; --yes installs
+  install NAME[@VER] --registry URL
+                    from a registry: signed index (registry key pinned on first use), sha256,
+                    publisher signature (--trust KEYID on first use), file digests; shows the
+                    permissions (the new ones on an update) and installs on --yes; the previous
+                    version is kept: install NAME --rollback returns to it
   remove ID         uninstall a plugin
   verify [ID]       re-check signatures and file hashes (exit 1 if any fails)
   grant ID PERM     add a permission: net:HOST:PORT secret:NAME@HOST fs.read:ROOT fs.write:ROOT env:NAME
                     bus.publish:PATTERN bus.subscribe:PATTERN exec worker
-A running gateway picks up changes on its next start.`,
+A running gateway reloads installed plugins after a registry install or rollback
+(plugins.reload); other changes are picked up on its next start.`,
   options: {
     yes: { type: 'boolean', short: 'y' },
+    registry: { type: 'string' },
+    trust: { type: 'string' },
+    rollback: { type: 'boolean' },
     'allow-worker': { type: 'boolean' },
     'allow-downgrade': { type: 'boolean' },
   },
@@ -83,7 +197,8 @@ A running gateway picks up changes on its next start.`,
         return rows.every((r) => r.ok) ? 0 : 1;
       }
       case 'install': {
-        if (!rest[0]) throw new UsageError('install needs a plugin folder');
+        if (!rest[0]) throw new UsageError('install needs a plugin folder or a registry name');
+        if (args.values.registry !== undefined || args.values.rollback === true || (!existsSync(rest[0]) && parseRegistrySpecLoose(rest[0]))) return installRemote(io, rest[0], args.values);
         const dir = resolve(rest[0]);
         const opts = { allowWorker: args.values['allow-worker'] === true, allowDowngrade: args.values['allow-downgrade'] === true };
         let inspected;
