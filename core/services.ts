@@ -19,9 +19,9 @@ export const serviceFactories: ServiceFactory[] = [
   // plugins: verifies manifests at construction; isolates start on first use.
   async (ctx, registry) => {
     const { createPluginHost } = await import('./plugins/host.ts');
-    const { kernelSecrets, kernelPluginConfig } = await import('./runtime/services.ts');
+    const { kernelSecrets, kernelPluginConfig, kernelUserConfig } = await import('./runtime/services.ts');
     const bus = registry.find<import('./kernel.ts').Service & { broker?: import('./bus/types.ts').Broker }>('bus');
-    const host = createPluginHost(ctx, { broker: bus?.broker, secrets: kernelSecrets(ctx), pluginConfig: kernelPluginConfig(ctx) });
+    const host = createPluginHost(ctx, { broker: bus?.broker, secrets: kernelSecrets(ctx), pluginConfig: kernelPluginConfig(ctx), userConfig: kernelUserConfig(ctx) });
     host.discover();
     return host;
   },

@@ -5,6 +5,7 @@ import type { ProviderConfig } from '../config/config.ts';
 import type { CompletionEvent, CompletionRequest, CompletionResult, ModelInfo, ProviderErrorInfo } from '../plugin-api.ts';
 import { ModelCallError, type ModelClient, type ModelRef } from '../agent/types.ts';
 import { lookupModel } from '../agent/direct-models.ts';
+import { providersByPlugin } from '../providers/detect.ts';
 
 export interface ProviderHost {
   pluginsOf(kind: 'provider'): string[];
@@ -36,6 +37,13 @@ export function createHostModelClient(deps: { host: ProviderHost; providers: () 
     const cfg = deps.providers()[ref.provider];
     if (!cfg) throw new ModelCallError({ kind: 'bad_request', message: `no provider "${ref.provider}" is configured (add providers.${ref.provider} to config.json or set its API key in the environment)` });
     const plugin = cfg.api ?? ref.provider;
+    const owner = providersByPlugin(deps.providers()).get(plugin)?.providerId;
+    if (owner !== ref.provider) {
+      throw new ModelCallError({
+        kind: 'bad_request',
+        message: `provider "${ref.provider}" and provider "${owner}" both use the ${plugin} wire format; this version serves one endpoint per format (${owner} is in use)`,
+      });
+    }
     if (!deps.host.pluginsOf('provider').includes(plugin)) {
       throw new ModelCallError({ kind: 'bad_request', message: `provider "${ref.provider}" needs the "${plugin}" provider plugin, which is not installed or was refused (see carapace plugins list)` });
     }

@@ -17,7 +17,7 @@ import type { Scheduler } from '../scheduler/scheduler.ts';
 import type { ChannelCapabilities } from '../plugin-api.ts';
 import { CarapaceError } from '../errors.ts';
 import { systemTimers } from '../timers.ts';
-import { effectiveProviders } from '../providers/detect.ts';
+import { effectiveProviders, providersByPlugin } from '../providers/detect.ts';
 import { envSecrets, layeredSecrets, type SecretsSource } from '../secrets/source.ts';
 import { openSecrets } from '../secrets/store.ts';
 import { agentSettings } from '../config/config.ts';
@@ -47,6 +47,22 @@ export function kernelPluginConfig(ctx: KernelContext): () => KernelContext['con
       sessions: c.memory.sessions === true,
     };
     return { ...user, hybrid: { ...user.hybrid, config: { ...memory, ...user.hybrid?.config } } };
+  };
+}
+
+/**
+ * The `channels` and `providers` sections as the plugin host hands them to plugins:
+ * providers as in effect (the environment's too) and keyed by the plugin that
+ * serves them.
+ */
+export function kernelUserConfig(ctx: KernelContext) {
+  return () => {
+    const c = ctx.config.current;
+    const byPlugin = providersByPlugin(effectiveProviders(c));
+    return {
+      channels: c.channels as Record<string, Record<string, unknown>>,
+      providers: Object.fromEntries([...byPlugin].map(([plugin, { config }]) => [plugin, config])),
+    };
   };
 }
 
