@@ -17,7 +17,7 @@ import type { Scheduler } from '../scheduler/scheduler.ts';
 import type { ChannelCapabilities } from '../plugin-api.ts';
 import { CarapaceError } from '../errors.ts';
 import { systemTimers } from '../timers.ts';
-import { effectiveProviders, providersByPlugin } from '../providers/detect.ts';
+import { effectiveProviders, providersByPlugin, NO_PROVIDER_HELP } from '../providers/detect.ts';
 import { envSecrets, layeredSecrets, type SecretsSource } from '../secrets/source.ts';
 import { openSecrets } from '../secrets/store.ts';
 import { agentSettings } from '../config/config.ts';
@@ -172,6 +172,12 @@ export const agentFactory: ServiceFactory = async (ctx, registry) => {
     defaultModel: () => defaultModel(ctx),
   });
   registerAgentMethods({ ctx, methods: bus(registry).methods, agent, tools, plugins, runCallers });
+  // status (CLI, Control UI) says which providers are in effect — or, plainly, how to add one.
+  const agentStatus = agent.status!.bind(agent);
+  agent.status = async () => {
+    const providers = Object.keys(effectiveProviders(ctx.config.current));
+    return { ...(await agentStatus()), providers, defaultModel: defaultModel(ctx), ...(providers.length ? {} : { hint: NO_PROVIDER_HELP }) };
+  };
   return agent;
 };
 

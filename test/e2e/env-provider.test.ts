@@ -40,3 +40,18 @@ test('with no config, OPENAI_BASE_URL alone (a local Ollama) is enough to chat',
   assert.match(res.stdout, /Hello from a local model\./);
   assert.equal(fake.requests[0].body.model, 'llama3.2');
 });
+
+test('with no provider, status says plainly how to add one', async (t) => {
+  const home = tempHome('env');
+  t.after(home.cleanup);
+  const env = { ANTHROPIC_API_KEY: '', OPENAI_API_KEY: '', OPENAI_BASE_URL: '' };
+  const gw = await spawnGateway(home.dir, { env });
+  t.after(() => gw.stop('SIGKILL'));
+  const res = await runCli(['status', '--json'], { home: home.dir, env });
+  assert.equal(res.code, 0, res.stderr);
+  const status = JSON.parse(res.stdout);
+  assert.deepEqual(status.agent.providers, []);
+  assert.match(status.agent.hint, /Set ANTHROPIC_API_KEY or OPENAI_API_KEY/);
+  const human = await runCli(['status'], { home: home.dir, env });
+  assert.match(human.stdout, /Set ANTHROPIC_API_KEY or OPENAI_API_KEY/);
+});
