@@ -1,6 +1,7 @@
 // The per-connection challenge–response (protocol.md "Handshake"): pure checks,
 // in the spec's order, each refusal with its code. The socket plumbing is server.ts.
 import { CarapaceError } from '../errors.ts';
+import { connectPayload, helloPayload } from './signing.ts';
 import { deviceIdOf, fromB64, sign, verify, type KeyPair } from '../identity/keys.ts';
 import { check, validateConnectParams, PROTOCOL_VERSION, type ConnectParams } from './frames.ts';
 import { hasScope, type DeviceRecord, type DeviceStore, type PairingRequest } from './devices.ts';
@@ -8,15 +9,7 @@ import type { Clock } from '../clock.ts';
 
 export const SIGNED_AT_SKEW_MS = 60_000;
 
-/** The exact bytes a device signs (as UTF-8). */
-export function connectPayload(p: { gatewayId: string; deviceId: string; role: string; scopes: readonly string[]; nonce: string; signedAt: number }): string {
-  return ['carapace-connect-v1', p.gatewayId, p.deviceId, p.role, [...p.scopes].sort().join(','), p.nonce, String(p.signedAt)].join('\n');
-}
 
-/** The exact bytes the gateway signs in its hello. */
-export function helloPayload(p: { gatewayId: string; deviceId: string; nonce: string }): string {
-  return ['carapace-hello-v1', p.gatewayId, p.deviceId, p.nonce].join('\n');
-}
 
 export interface Hello {
   type: 'hello';
@@ -105,3 +98,4 @@ function run(rawParams: unknown, nonce: string, nonceUnused: boolean, deps: Hand
   };
   return { ok: true, device, role: device.role, scopes, hello, viaInvite };
 }
+

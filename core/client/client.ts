@@ -2,6 +2,8 @@
 // Control UI and the tests. No Node-only APIs: the WebSocket constructor and the
 // ed25519 sign/verify functions are injected (core/client/node.ts wires Node's).
 import { CarapaceError, type ErrorCode } from '../errors.ts';
+import { connectPayload, helloPayload } from '../bus/signing.ts';
+
 
 export interface Signer {
   deviceId: string;
@@ -85,15 +87,6 @@ interface Pending {
 }
 
 const OPEN = 1;
-
-/** The same lines the gateway verifies (handshake.ts connectPayload). */
-export function connectMessage(p: { gatewayId: string; deviceId: string; role: string; scopes: readonly string[]; nonce: string; signedAt: number }): string {
-  return ['carapace-connect-v1', p.gatewayId, p.deviceId, p.role, [...p.scopes].sort().join(','), p.nonce, String(p.signedAt)].join('\n');
-}
-
-export function helloMessage(p: { gatewayId: string; deviceId: string; nonce: string }): string {
-  return ['carapace-hello-v1', p.gatewayId, p.deviceId, p.nonce].join('\n');
-}
 
 function topicMatches(pattern: string, topic: string): boolean {
   const p = pattern.split('.');
@@ -221,7 +214,7 @@ export class BusClient {
     const role = o.role ?? 'operator';
     const scopes = [...o.scopes].sort();
     const signedAt = (o.now ?? Date.now)();
-    const signature = await o.signer.sign(connectMessage({ gatewayId: ch.gatewayId, deviceId: o.signer.deviceId, role, scopes, nonce: ch.nonce, signedAt }));
+    const signature = await o.signer.sign(connectPayload({ gatewayId: ch.gatewayId, deviceId: o.signer.deviceId, role, scopes, nonce: ch.nonce, signedAt }));
     const params: Record<string, unknown> = {
       protocol: 1,
       client: o.client ?? { name: 'carapace-client', version: '1', platform: 'unknown' },
@@ -240,7 +233,7 @@ export class BusClient {
       throw new CarapaceError('UNAUTHORIZED', 'the hello names a different gateway key: refusing', { reason: 'gateway-key' });
     }
     if (hello.device?.id !== this.#opts.signer.deviceId) throw new CarapaceError('UNAUTHORIZED', 'the hello is for another device', { reason: 'device' });
-    const ok = await this.#opts.verify(helloMessage({ gatewayId: id, deviceId: hello.device.id, nonce: ch.nonce }), hello.signature, key);
+    const ok = await this.#opts.verify(helloPayload({ gatewayId: id, deviceId: hello.device.id, nonce: ch.nonce }), hello.signature, key);
     if (!ok) throw new CarapaceError('UNAUTHORIZED', 'the gateway hello signature does not verify: refusing', { reason: 'gateway-signature' });
     if (!this.#pin) {
       this.#pin = { id, publicKey: key };

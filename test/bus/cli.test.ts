@@ -7,7 +7,7 @@ import { spawnGateway } from '../helpers/gateway.ts';
 import { runCli } from '../helpers/cli.ts';
 import { generateKeyPair, readKeyFile } from '../../core/identity/keys.ts';
 import { nodeClient, nodeVerify } from '../../core/client/node.ts';
-import { helloMessage } from '../../core/client/client.ts';
+import { helloPayload } from '../../core/bus/signing.ts';
 import { CarapaceError } from '../../core/errors.ts';
 
 test('pairing story: unknown device → code → `carapace devices approve` → connect with a hello signed by the pinned gateway key → revoke', async (t) => {
@@ -65,7 +65,7 @@ test('the client verifies the hello signature with the pinned key and refuses a 
   const hello = await spy.connect();
   spy.close();
   // The hello's signature covers gatewayId, deviceId and the nonce; a hello for another nonce must not verify.
-  assert.equal(nodeVerify(helloMessage({ gatewayId: gwKey.id, deviceId: owner.id, nonce: 'A'.repeat(43) + '=' }), hello.signature, gwKey.publicKey), false);
+  assert.equal(nodeVerify(helloPayload({ gatewayId: gwKey.id, deviceId: owner.id, nonce: 'A'.repeat(43) + '=' }), hello.signature, gwKey.publicKey), false);
   const impostor = generateKeyPair();
   const wrongPin = nodeClient({ url, key: owner, pin: { id: impostor.id, publicKey: impostor.publicKeyB64 }, scopes: ['operator.read'], reconnect: false });
   const err = await wrongPin.connect().then(() => null, (e: unknown) => e as CarapaceError);

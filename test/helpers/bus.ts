@@ -7,7 +7,7 @@ import { startGateway, type Gateway } from '../../core/gateway/gateway.ts';
 import { createBusService, type BusService } from '../../core/bus/server.ts';
 import type { BusLimits } from '../../core/bus/limits.ts';
 import { generateKeyPair, sign, type KeyPair } from '../../core/identity/keys.ts';
-import { connectPayload } from '../../core/bus/handshake.ts';
+import { connectPayload } from '../../core/bus/signing.ts';
 import { nodeClient } from '../../core/client/node.ts';
 import { OPERATOR_SCOPES } from '../../core/bus/devices.ts';
 import type { BusClient } from '../../core/client/client.ts';
