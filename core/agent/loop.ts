@@ -1,7 +1,8 @@
 // One agent run: assemble context, call the model (through the fallback chain),
 // run the tools it asks for under policy, feed results back, repeat — until the
 // model answers, a limit stops it (always with a message saying which), or it is
-// aborted. Every step is persisted before the next begins.
+// aborted. Every step is persisted before the next begins; only the commit that
+// accepts the user's message waits for an fsync (see store.ts on durability).
 import type { AgentSettings } from '../config/config.ts';
 import type { AuditLog } from '../audit.ts';
 import type { Logger } from '../log/logger.ts';
@@ -11,7 +12,7 @@ import { chooseSplit, renderForSummary, SUMMARY_PREFIX, SUMMARY_SYSTEM } from '.
 import { AllModelsFailedError, completeWithFallback, RunAbortedError } from './fallback.ts';
 import { decideTool } from './policy.ts';
 import { readSkill, SKILL_READ_TOOL, skillsPrompt, type SkillInfo } from './skills.ts';
-import type { AgentStore } from './store.ts';
+import type { AgentStore, StoredMessage } from './store.ts';
 import { refString, type Approver, type AgentStream, type ModelClient, type ModelRef, type RunResult, type RunStatus, type ToolRunner } from './types.ts';
 
 export interface Limits {
@@ -76,7 +77,14 @@ export async function runAgent(spec: RunSpec, deps: LoopDeps): Promise<RunResult
   let budgetUsed = 0;
   let steps = 0;
   let lastModel: string | null = null;
-  const append = (m: ChatMessage) => store.append(spec.sessionKey, spec.sessionId, spec.runId, m, deps.now());
+  // The live transcript is read once per run and then kept in step with what this
+  // run appends: the session queue makes this run the session's only writer.
+  let live: StoredMessage[] = [];
+  const append = (m: ChatMessage) => {
+    const createdAt = deps.now();
+    const id = store.append(spec.sessionKey, spec.sessionId, spec.runId, m, createdAt);
+    live.push({ id, message: m, runId: spec.runId, createdAt });
+  };
 
   spec.emit('lifecycle', { phase: 'start', agentId: spec.agentId, model: refString(spec.chain[0]) });
 
@@ -91,7 +99,8 @@ export async function runAgent(spec: RunSpec, deps: LoopDeps): Promise<RunResult
     lastModel = refString(ref);
     store.recordStep(spec.runId, lastModel, usage, c);
   };
-  const spentToday = () => store.spentSince(spec.agentId, dayStart(deps.now()));
+  // Without a daily budget there is nothing to compare against: skip the sum over today's runs.
+  const spentToday = () => (usdPerDay === Infinity ? 0 : store.spentSince(spec.agentId, dayStart(deps.now())));
   const usdStop = () =>
     new StopRun(
       'usd_budget',
@@ -119,6 +128,8 @@ export async function runAgent(spec: RunSpec, deps: LoopDeps): Promise<RunResult
   let text = '';
   let error: string | null = null;
   try {
+    live = store.transcript(spec.sessionId);
+    let summary = store.getSession(spec.sessionKey)?.summary ?? null;
     store.atomically(() => {
       store.startRun(spec.runId, spec.sessionKey, spec.sessionId, spec.agentId, deps.now());
       append({ role: 'user', content: [{ type: 'text', text: spec.text }] });
@@ -133,8 +144,6 @@ export async function runAgent(spec: RunSpec, deps: LoopDeps): Promise<RunResult
     for (;;) {
       if (spec.signal.aborted) throw new RunAbortedError();
       const system = systemPrompt(spec, deps);
-      let live = store.transcript(spec.sessionId);
-      let summary = store.getSession(spec.sessionKey)?.summary ?? null;
       const fixed = estimateTokens(system) + toolTokens + (summary ? estimateTokens(summary) : 0);
       const estimate = fixed + live.reduce((n, m) => n + messageTokens(m.message), 0);
       if (estimate > window * atFraction) {
@@ -145,11 +154,14 @@ export async function runAgent(spec: RunSpec, deps: LoopDeps): Promise<RunResult
             build: (r, i) => ({ model: r.model, system: SUMMARY_SYSTEM, messages: [{ role: 'user', content: [{ type: 'text', text: renderForSummary(summary, live.slice(0, split).map((m) => m.message)) }] }], maxTokens: Math.min(4096, i.maxTokens) }),
             onEvent: () => {},
           });
-          account(ref, info, result.usage);
-          summary = textOf(result.message.content).trim() || summary || '';
-          store.compact(spec.sessionId, live[split - 1].id, summary);
+          const folded = textOf(result.message.content).trim() || summary || '';
+          store.relaxed(() => {
+            account(ref, info, result.usage);
+            store.compact(spec.sessionId, live[split - 1].id, folded);
+          });
+          summary = folded;
           spec.emit('lifecycle', { phase: 'compaction', compactedMessages: split, keptMessages: live.length - split, estimatedTokens: estimate, contextWindow: window });
-          live = store.transcript(spec.sessionId);
+          live = live.slice(split);
         }
       }
       const messages = normalize([...(summary ? [{ role: 'user' as const, content: [{ type: 'text' as const, text: SUMMARY_PREFIX + summary }] }] : []), ...live.map((m) => m.message)], nameToWire);
@@ -171,7 +183,7 @@ export async function runAgent(spec: RunSpec, deps: LoopDeps): Promise<RunResult
         if (size > deps.limits.maxToolArgBytes) oversized.set(p.id, size);
         return { ...p, name: wireToName.get(p.name) ?? p.name, ...(size > deps.limits.maxToolArgBytes ? { input: { omitted: `${size} bytes of arguments were refused` } } : {}) };
       });
-      store.atomically(() => {
+      store.relaxed(() => {
         account(ref, info, result.usage);
         append({ role: 'assistant', content });
       });
@@ -188,7 +200,7 @@ export async function runAgent(spec: RunSpec, deps: LoopDeps): Promise<RunResult
       if (budgetUsed > tokensPerRun) stop = new StopRun('token_budget', `Stopped: this run used ${budgetUsed} tokens, over its budget of ${tokensPerRun} tokens per run (budget.tokensPerRun).`);
       else if (spentToday() >= usdPerDay) stop = usdStop();
       const results = stop ? calls.map((c) => notRun(c.id, stop!.message)) : await runTools(calls, spec, deps, approvalNeeded, wireToName, oversized);
-      append({ role: 'user', content: results });
+      store.relaxed(() => append({ role: 'user', content: results }));
       if (spec.signal.aborted) throw new RunAbortedError();
       if (stop) throw stop;
       if (steps >= maxSteps) throw new StopRun('max_steps', `Stopped: this run reached its limit of ${maxSteps} steps (maxSteps) before the task was finished. Send another message to let it continue.`);
@@ -198,7 +210,7 @@ export async function runAgent(spec: RunSpec, deps: LoopDeps): Promise<RunResult
       status = 'stopped';
       reason = err.reason;
       text = err.message;
-      append({ role: 'assistant', content: [{ type: 'text', text: err.message }] });
+      store.relaxed(() => append({ role: 'assistant', content: [{ type: 'text', text: err.message }] }));
       spec.emit('assistant', { delta: err.message, notice: true });
     } else if (err instanceof RunAbortedError) {
       status = 'aborted';

@@ -1,5 +1,17 @@
 // Sessions, transcripts and runs of the agent. This module is the only writer of
 // agent_sessions, agent_messages and agent_runs (migration 0300-agent-sessions).
+//
+// Durability: the connection runs WAL with synchronous=FULL, and the commit that
+// accepts the user's message (`accept`) keeps it: it returns only after the WAL is
+// fsynced. Everything else this module writes in a turn (session rows, the
+// assistant's replies, tool results, step usage, run ends) is regenerable or
+// bookkeeping, so it is committed with synchronous=NORMAL (`relaxed`): no fsync
+// of its own. On power loss such a commit may roll back — never half-applied,
+// the database stays consistent — unless a later FULL commit on the same database
+// (the next accepted message, the delivery queue, the audit log) fsynced the WAL
+// after it: the WAL is one append-only file, so that fsync carries every earlier
+// frame with it. A run whose end was lost is closed as interrupted at the next
+// start (closeInterruptedRuns).
 import { randomUUID } from 'node:crypto';
 import type { Db } from '../store/db.ts';
 import type { ChatMessage, Usage } from '../plugin-api.ts';
@@ -75,25 +87,44 @@ export function createAgentStore(db: Db) {
     createdAt: r.created_at as number,
   });
 
+  // synchronous is a per-connection setting that SQLite refuses to change inside a
+  // transaction; better-sqlite3 is synchronous, so nothing else can commit on this
+  // connection between the switch and the restore.
+  const fullLevel = db.pragma('synchronous', { simple: true }) as number;
+  function relaxed<T>(fn: () => T): T {
+    if (db.inTransaction || fullLevel <= 1 || db.memory) return db.transaction(fn)();
+    db.pragma('synchronous = NORMAL');
+    try {
+      return db.transaction(fn)();
+    } finally {
+      db.pragma(`synchronous = ${fullLevel}`);
+    }
+  }
+
   return {
-    /** Run several writes as one transaction: one fsync instead of several per step. */
+    /** Run several writes as one durable transaction (one fsync). */
     atomically<T>(fn: () => T): T {
       return db.transaction(fn)();
     },
+    /** Run several writes as one transaction without an fsync of its own (see the top of this file). */
+    relaxed,
     /**
      * The session for a key, created on first use. When it has been idle longer than
      * `idleResetMs` it starts over with a fresh transcript (the old one stays in history).
      */
     openSession(sessionKey: string, agentId: string, now: number, idleResetMs: number | null): SessionRow & { renewed: boolean } {
+      // A new or renewed session row is made durable by the accepted message that follows it.
       const row = q.getSession.get(sessionKey) as Record<string, unknown> | undefined;
       if (!row) {
-        q.insertSession.run(sessionKey, agentId, randomUUID(), now, now);
-        return { ...toSession(q.getSession.get(sessionKey) as Record<string, unknown>), renewed: false };
+        const sessionId = randomUUID();
+        relaxed(() => q.insertSession.run(sessionKey, agentId, sessionId, now, now));
+        return { sessionKey, agentId, sessionId, createdAt: now, updatedAt: now, summary: null, renewed: false };
       }
       const s = toSession(row);
       if (idleResetMs !== null && now - s.updatedAt > idleResetMs) {
-        q.renewSession.run(randomUUID(), now, now, sessionKey);
-        return { ...toSession(q.getSession.get(sessionKey) as Record<string, unknown>), renewed: true };
+        const sessionId = randomUUID();
+        relaxed(() => q.renewSession.run(sessionId, now, now, sessionKey));
+        return { ...s, sessionId, createdAt: now, updatedAt: now, summary: null, renewed: true };
       }
       return { ...s, renewed: false };
     },
@@ -118,11 +149,13 @@ export function createAgentStore(db: Db) {
     transcript(sessionId: string): StoredMessage[] {
       return (q.transcript.all(sessionId) as Record<string, unknown>[]).map(toMessage);
     },
-    /** Fold every message up to `uptoId` into `summary`, atomically. */
-    compact: db.transaction((sessionId: string, uptoId: number, summary: string) => {
-      q.compact.run(sessionId, uptoId);
-      q.setSummary.run(summary, sessionId);
-    }),
+    /** Fold every message up to `uptoId` into `summary`, atomically (regenerable: relaxed). */
+    compact(sessionId: string, uptoId: number, summary: string): void {
+      relaxed(() => {
+        q.compact.run(sessionId, uptoId);
+        q.setSummary.run(summary, sessionId);
+      });
+    },
     /** Every message of a key across resets, newest page first then returned oldest first. */
     history(sessionKey: string, limit = 100, before = Number.MAX_SAFE_INTEGER): StoredMessage[] {
       return (q.history.all(sessionKey, before, limit) as Record<string, unknown>[]).map(toMessage).reverse();
@@ -133,11 +166,13 @@ export function createAgentStore(db: Db) {
     recordStep(runId: string, model: string, usage: Usage, costUsd: number): void {
       q.step.run(model, usage.inputTokens, usage.outputTokens, usage.cacheReadTokens ?? 0, usage.cacheWriteTokens ?? 0, costUsd, runId);
     },
-    /** Close a run and mark its session active, in one transaction. */
-    endRun: db.transaction((runId: string, sessionKey: string, status: string, stopReason: string, error: string | null, now: number): void => {
-      q.endRun.run(status, stopReason, error, now, runId);
-      q.touch.run(now, sessionKey);
-    }),
+    /** Close a run and mark its session active, in one transaction (relaxed: see the top of this file). */
+    endRun(runId: string, sessionKey: string, status: string, stopReason: string, error: string | null, now: number): void {
+      relaxed(() => {
+        q.endRun.run(status, stopReason, error, now, runId);
+        q.touch.run(now, sessionKey);
+      });
+    },
     getRun(runId: string): RunRow | null {
       const r = q.getRun.get(runId) as Record<string, unknown> | undefined;
       if (!r) return null;

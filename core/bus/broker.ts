@@ -10,10 +10,12 @@ import type { Clock } from '../clock.ts';
 const SEGMENT = /^[A-Za-z0-9_:@-]{1,64}$/;
 const MAX_TOPIC = 256;
 
+const TOPIC = /^[A-Za-z0-9_:@-]{1,64}(?:\.[A-Za-z0-9_:@-]{1,64})*$/;
+
 /** A concrete topic: dot-separated segments, no wildcards. */
 export function isTopic(topic: unknown): topic is string {
   if (typeof topic !== 'string' || topic.length === 0 || topic.length > MAX_TOPIC) return false;
-  return topic.split('.').every((s) => SEGMENT.test(s));
+  return TOPIC.test(topic);
 }
 
 /** A subscription pattern: segments, `*` for exactly one, a final `>` for one or more. */
@@ -25,8 +27,10 @@ export function isPattern(pattern: unknown): pattern is string {
 
 /** Does `pattern` match the concrete `topic`? */
 export function matches(pattern: string, topic: string): boolean {
-  const p = pattern.split('.');
-  const t = topic.split('.');
+  return matchSegments(pattern.split('.'), topic.split('.'));
+}
+
+function matchSegments(p: readonly string[], t: readonly string[]): boolean {
   for (let i = 0; i < p.length; i++) {
     if (p[i] === '>') return t.length > i;
     if (i >= t.length) return false;
@@ -59,6 +63,8 @@ export function maySubscribe(acl: TopicAcl, pattern: string): boolean {
 
 interface Subscription {
   pattern: string;
+  /** The pattern's segments, split once (wildcard patterns only). */
+  segments: string[] | null;
   identity: string;
   handler: MessageHandler;
   queue: BusMessage[];
@@ -100,6 +106,10 @@ export function createBroker(opts: BrokerOptions): LocalBroker {
   const idemLimit = opts.idempotencyLimit ?? 10_000;
   const idemTtl = opts.idempotencyTtlMs ?? 10 * 60_000;
   const subs = new Set<Subscription>();
+  // Delivery looks subscriptions up instead of matching every one against every
+  // topic: patterns without wildcards by exact topic, the rest pre-split.
+  const exact = new Map<string, Set<Subscription>>();
+  const wild = new Set<Subscription>();
   // publisher identity → key → first message (Map keeps insertion order: oldest first)
   const seen = new Map<string, Map<string, BusMessage>>();
   const ports = new Set<BusPort>();
@@ -146,30 +156,55 @@ export function createBroker(opts: BrokerOptions): LocalBroker {
     if (m.size > idemLimit) m.delete(m.keys().next().value!);
   }
 
-  function deliver(msg: BusMessage): void {
-    for (const sub of subs) {
-      if (!matches(sub.pattern, msg.topic)) continue;
-      if (sub.queue.length >= queueLimit) {
-        if (sub.dropped++ === 0) opts.log.warn('bus subscriber is not keeping up; dropping messages', { subscriber: sub.identity, pattern: sub.pattern, queueLimit });
-        dropped++;
-        continue;
-      }
-      if (sub.dropped > 0 && sub.queue.length === 0) sub.dropped = 0; // caught up: log the next burst again
-      sub.queue.push(msg);
-      drain(sub);
+  function index(sub: Subscription): void {
+    subs.add(sub);
+    if (sub.segments) wild.add(sub);
+    else {
+      let set = exact.get(sub.pattern);
+      if (!set) exact.set(sub.pattern, (set = new Set()));
+      set.add(sub);
     }
+  }
+
+  function unindex(sub: Subscription): void {
+    subs.delete(sub);
+    if (sub.segments) wild.delete(sub);
+    else {
+      const set = exact.get(sub.pattern);
+      if (set && set.delete(sub) && set.size === 0) exact.delete(sub.pattern);
+    }
+  }
+
+  function deliver(msg: BusMessage, segments: readonly string[]): void {
+    const direct = exact.get(msg.topic);
+    if (direct) for (const sub of direct) enqueue(sub, msg);
+    for (const sub of wild) if (matchSegments(sub.segments!, segments)) enqueue(sub, msg);
+  }
+
+  function enqueue(sub: Subscription, msg: BusMessage): void {
+    if (sub.queue.length >= queueLimit) {
+      if (sub.dropped++ === 0) opts.log.warn('bus subscriber is not keeping up; dropping messages', { subscriber: sub.identity, pattern: sub.pattern, queueLimit });
+      dropped++;
+      return;
+    }
+    if (sub.dropped > 0 && sub.queue.length === 0) sub.dropped = 0; // caught up: log the next burst again
+    sub.queue.push(msg);
+    drain(sub);
   }
 
   return {
     port(identity: string, acl: TopicAcl): BusPort {
       const own = new Set<Subscription>();
       let closed = false;
+      // Both callers build a fresh ACL per port and never change it: split its patterns once.
+      const publishable = acl.publish.map((p) => p.split('.'));
       const port: BusPort = {
         identity,
         publish(topic, payload, popts: PublishOptions = {}) {
           if (closed) throw new CarapaceError('UNAVAILABLE', 'bus port is closed');
           if (!isTopic(topic)) throw new CarapaceError('INVALID_REQUEST', `not a topic: ${String(topic).slice(0, 80)}`, { topic });
-          if (!mayPublish(acl, topic)) throw new CarapaceError('FORBIDDEN', `${identity} may not publish to ${topic}`, { topic });
+          const segments = topic.split('.');
+          if (!publishable.some((p) => matchSegments(p, segments))) throw new CarapaceError('FORBIDDEN', `${identity} may not publish to ${topic}`, { topic });
           if (popts.idempotencyKey !== undefined) {
             const first = recall(identity, popts.idempotencyKey);
             if (first) return first;
@@ -179,20 +214,21 @@ export function createBroker(opts: BrokerOptions): LocalBroker {
           if (popts.traceId !== undefined) msg.traceId = popts.traceId;
           if (popts.idempotencyKey !== undefined) remember(identity, popts.idempotencyKey, msg);
           published++;
-          deliver(msg);
+          deliver(msg, segments);
           return msg;
         },
         subscribe(pattern, handler) {
           if (closed) throw new CarapaceError('UNAVAILABLE', 'bus port is closed');
           if (!isPattern(pattern)) throw new CarapaceError('INVALID_REQUEST', `not a topic pattern: ${String(pattern).slice(0, 80)}`, { pattern });
           if (!maySubscribe(acl, pattern)) throw new CarapaceError('FORBIDDEN', `${identity} may not subscribe to ${pattern}`, { pattern });
-          const sub: Subscription = { pattern, identity, handler, queue: [], draining: false, dropped: 0, closed: false };
-          subs.add(sub);
+          const wildcard = pattern.includes('*') || pattern.includes('>');
+          const sub: Subscription = { pattern, segments: wildcard ? pattern.split('.') : null, identity, handler, queue: [], draining: false, dropped: 0, closed: false };
+          index(sub);
           own.add(sub);
           return () => {
             sub.closed = true;
             sub.queue.length = 0;
-            subs.delete(sub);
+            unindex(sub);
             own.delete(sub);
           };
         },
@@ -201,7 +237,7 @@ export function createBroker(opts: BrokerOptions): LocalBroker {
           for (const sub of own) {
             sub.closed = true;
             sub.queue.length = 0;
-            subs.delete(sub);
+            unindex(sub);
           }
           own.clear();
           ports.delete(port);

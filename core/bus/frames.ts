@@ -291,5 +291,14 @@ export function resErr(id: string, error: { code: string; message: string; detai
 }
 
 export function eventFrame(event: string, payload: unknown, seq: number): string {
-  return JSON.stringify({ type: 'event', event, payload: payload ?? {}, seq });
+  return eventFrameJson(event, JSON.stringify(payload ?? {}), seq);
+}
+
+/**
+ * The same frame around a payload already serialised (the text JSON.stringify
+ * gives for `payload ?? {}`): a message fanned out to many sockets is serialised
+ * once, and only the per-connection seq differs between their frames.
+ */
+export function eventFrameJson(event: string, payloadJson: string, seq: number): string {
+  return `{"type":"event","event":${JSON.stringify(event)},"payload":${payloadJson},"seq":${seq}}`;
 }

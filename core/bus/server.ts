@@ -12,11 +12,22 @@ import { createBroker, type LocalBroker } from './broker.ts';
 import { createDeviceStore, hasScope, type DeviceStore } from './devices.ts';
 import { createMethodRegistry, type BusMethods } from './methods.ts';
 import { verifyConnect } from './handshake.ts';
-import { eventFrame, FrameError, parseFrameText, resErr, resOk, salvageId, check, validateReqFrame } from './frames.ts';
+import { eventFrameJson, FrameError, parseFrameText, resErr, resOk, salvageId, check, validateReqFrame } from './frames.ts';
 import { DEFAULT_LIMITS, FailureLimiter, normalizeIp, type BusLimits } from './limits.ts';
 import { registerBuiltins } from './builtins.ts';
 
 const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
+
+// A broker message reaches every matching subscriber as the same object; its text
+// is computed at the first socket it goes to and reused for the others. (The broker
+// never changes a message after publishing it.)
+const messageJson = new WeakMap<object, string>();
+function payloadJson(event: string, payload: unknown): string {
+  if (event !== 'bus.message' || payload === null || typeof payload !== 'object') return JSON.stringify(payload ?? {});
+  let json = messageJson.get(payload);
+  if (json === undefined) messageJson.set(payload, (json = JSON.stringify(payload)));
+  return json;
+}
 
 export interface BusService extends Service {
   readonly name: 'bus';
@@ -68,6 +79,26 @@ interface Conn {
   abort: AbortController;
   timer: NodeJS.Timeout | null;
   caller: Caller | null;
+  /** Frames sent in this turn of the event loop are held back and written together. */
+  corked: boolean;
+}
+
+type CorkableSocket = { cork(): void; uncork(): void; destroyed: boolean };
+
+/**
+ * The TCP socket under a ws WebSocket. ws writes each frame with its own syscall;
+ * corking the socket for the rest of the event-loop turn lets every frame queued
+ * meanwhile (the res, the events of a fan-out, answers to a burst) leave in one writev.
+ */
+function rawSocket(ws: WebSocket): CorkableSocket | null {
+  const s = (ws as unknown as { _socket?: CorkableSocket })._socket;
+  return s && typeof s.cork === 'function' ? s : null;
+}
+
+function uncork(c: Conn): void {
+  c.corked = false;
+  const s = rawSocket(c.ws);
+  if (s && !s.destroyed) s.uncork();
 }
 
 export interface BusOptions {
@@ -112,12 +143,25 @@ function buildBus(ctx: KernelContext, registry: ServiceRegistry, options: BusOpt
       log.warn('dropped a slow bus consumer', { deviceId: c.deviceId, ip: c.ip, buffered: c.ws.bufferedAmount });
       return;
     }
+    if (!c.corked) {
+      const s = rawSocket(c.ws);
+      if (s) {
+        s.cork();
+        c.corked = true;
+        setImmediate(uncork, c);
+      }
+    }
     c.ws.send(text);
   }
 
   function emit(c: Conn, event: string, payload: unknown): void {
     if (c.closed) return;
-    send(c, eventFrame(event, payload, c.seq++));
+    send(c, eventFrameJson(event, payloadJson(event, payload), c.seq++));
+  }
+
+  function emitJson(c: Conn, event: string, json: string): void {
+    if (c.closed) return;
+    send(c, eventFrameJson(event, json, c.seq++));
   }
 
   function closeConn(c: Conn, code: number, reason: string, hard = false): void {
@@ -163,7 +207,8 @@ function buildBus(ctx: KernelContext, registry: ServiceRegistry, options: BusOpt
 
   const fanout: EventFanout = {
     broadcast(event, payload, scope) {
-      for (const c of conns) if (c.authed && c.role === 'operator' && hasScope(c.scopes, scope)) emit(c, event, payload);
+      let json: string | null = null;
+      for (const c of conns) if (c.authed && c.role === 'operator' && hasScope(c.scopes, scope)) emitJson(c, event, (json ??= JSON.stringify(payload ?? {})));
     },
   };
 
@@ -296,6 +341,7 @@ function buildBus(ctx: KernelContext, registry: ServiceRegistry, options: BusOpt
       abort: new AbortController(),
       timer: null,
       caller: null,
+      corked: false,
     };
     conns.add(c);
     unauthByIp.set(c.ip, (unauthByIp.get(c.ip) ?? 0) + 1);

@@ -13,9 +13,33 @@ export const nodeVerify: Verifier = (message, signatureB64, publicKeyB64) => {
   return pk !== null && verify(message, signatureB64, pk);
 };
 
+type CorkableSocket = { cork(): void; uncork(): void; destroyed: boolean };
+
+/**
+ * ws writes every frame with its own syscall. A client that sends a burst (a
+ * publisher with requests in flight) holds its frames until the end of the
+ * event-loop turn and writes them in one writev; nothing waits longer than that.
+ */
+class CorkingWebSocket extends WebSocket {
+  #corked = false;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  override send(data: any, options?: any, cb?: any): void {
+    const s = (this as unknown as { _socket?: CorkableSocket })._socket;
+    if (!this.#corked && s && this.readyState === WebSocket.OPEN) {
+      s.cork();
+      this.#corked = true;
+      setImmediate(() => {
+        this.#corked = false;
+        if (!s.destroyed) s.uncork();
+      });
+    }
+    super.send(data, options, cb);
+  }
+}
+
 export type NodeClientOptions = Omit<ClientOptions, 'signer' | 'verify'> & { key: KeyPair };
 
 export function nodeClient(opts: NodeClientOptions): BusClient {
   const { key, ...rest } = opts;
-  return new BusClient({ WebSocket: WebSocket as unknown as WebSocketCtor, ...rest, signer: keySigner(key), verify: nodeVerify });
+  return new BusClient({ WebSocket: CorkingWebSocket as unknown as WebSocketCtor, ...rest, signer: keySigner(key), verify: nodeVerify });
 }

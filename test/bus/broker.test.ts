@@ -101,3 +101,42 @@ test('closing a port ends its subscriptions', async () => {
   assert.equal(got.length, 0);
   assert.equal(broker.stats().subscriptions, 0);
 });
+
+test('a message reaches exact and wildcard subscribers of its topic, and none of another topic', async () => {
+  const broker = createBroker({ log: silentLogger, clock });
+  const port = broker.port('kernel:test', ALL);
+  const got: string[] = [];
+  port.subscribe('a.b.c', (m) => void got.push(`exact:${m.topic}`));
+  port.subscribe('a.b.c', (m) => void got.push(`exact2:${m.topic}`));
+  port.subscribe('a.*.c', (m) => void got.push(`star:${m.topic}`));
+  port.subscribe('a.>', (m) => void got.push(`tail:${m.topic}`));
+  port.subscribe('a.b.d', (m) => void got.push(`other:${m.topic}`));
+  port.publish('a.b.c', 1);
+  await tick();
+  assert.deepEqual(got.sort(), ['exact2:a.b.c', 'exact:a.b.c', 'star:a.b.c', 'tail:a.b.c']);
+  broker.close();
+});
+
+test('an unsubscribed exact subscription gets nothing more while its twin still does', async () => {
+  const broker = createBroker({ log: silentLogger, clock });
+  const port = broker.port('kernel:test', ALL);
+  const got: string[] = [];
+  const off = port.subscribe('x.y', () => void got.push('first'));
+  port.subscribe('x.y', () => void got.push('second'));
+  off();
+  port.publish('x.y', 1);
+  await tick();
+  assert.deepEqual(got, ['second']);
+  assert.equal(broker.stats().subscriptions, 1);
+  broker.close();
+});
+
+test('publishing outside the ACL is refused even when a subscriber of that topic exists', () => {
+  const broker = createBroker({ log: silentLogger, clock });
+  broker.port('kernel:listener', ALL).subscribe('secret.topic', () => {});
+  const device = broker.port('device:d', { publish: ['device.>'], subscribe: [] });
+  assert.throws(() => device.publish('secret.topic', 1), (e: unknown) => e instanceof CarapaceError && e.code === 'FORBIDDEN');
+  assert.throws(() => device.publish('device', 1), (e: unknown) => e instanceof CarapaceError && e.code === 'FORBIDDEN');
+  assert.doesNotThrow(() => device.publish('device.a.b', 1));
+  broker.close();
+});

@@ -40,3 +40,11 @@ test('schema problems name the JSON pointer of the first problem', () => {
   assert.equal(pointerOf(() => parseReqFrame('{"type":"req","id":"' + 'x'.repeat(65) + '","method":"x"}')), '/id');
   assert.equal(pointerOf(() => check(validateConnectParams, { protocol: 1, client: { name: 'a', version: '1', platform: 'p' }, role: 'operator', scopes: [], device: { id: 'zz', publicKey: 'A'.repeat(43) + '=', nonce: 'A'.repeat(43) + '=', signedAt: 1, signature: 'A'.repeat(86) + '==' } }, '/params')), '/params/device/id');
 });
+
+test('an event frame around a pre-serialised payload is the same text as one built from the value', async () => {
+  const { eventFrame, eventFrameJson } = await import('../../core/bus/frames.ts');
+  const payload = { id: 'm1', topic: 'a.b', payload: { s: 'q"uote\u2028', n: [1, null] }, from: 'device:x', ts: 5 };
+  assert.equal(eventFrameJson('bus.message', JSON.stringify(payload), 7), JSON.stringify({ type: 'event', event: 'bus.message', payload, seq: 7 }));
+  assert.equal(eventFrame('tick', undefined, 0), JSON.stringify({ type: 'event', event: 'tick', payload: {}, seq: 0 }));
+  assert.deepEqual(JSON.parse(eventFrameJson('we"ird', '{}', 1)), { type: 'event', event: 'we"ird', payload: {}, seq: 1 });
+});

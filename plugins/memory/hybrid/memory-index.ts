@@ -156,6 +156,22 @@ function pidAlive(pid: number): boolean {
   }
 }
 
+/** Cosine similarity of a query vector and a stored float32 blob of the same length. */
+function cosine(q: Float32Array, blob: Buffer): number {
+  // A Float32Array view needs 4-byte alignment; otherwise copy.
+  const v = blob.byteOffset % 4 === 0 ? new Float32Array(blob.buffer, blob.byteOffset, blob.byteLength >> 2) : blobVec(blob);
+  if (v.length !== q.length) return 0;
+  let dot = 0;
+  let nq = 0;
+  let nv = 0;
+  for (let i = 0; i < q.length; i++) {
+    dot += q[i] * v[i];
+    nq += q[i] * q[i];
+    nv += v[i] * v[i];
+  }
+  return nq > 0 && nv > 0 ? dot / Math.sqrt(nq * nv) : 0;
+}
+
 export function embedInput(heading: string, text: string): string {
   return heading ? `${heading}\n${text}` : text;
 }
@@ -544,13 +560,13 @@ export class MemoryIndex {
       for (const r of this.stmt('SELECT rowid AS id, distance FROM chunks_vec WHERE embedding MATCH ? AND k = ?').all(vecBlob(qv), pool) as { id: number; distance: number }[]) {
         candidate(r.id).vector = Math.max(0, 1 - r.distance);
       }
-      // Exact cosine for candidates only BM25 found (point lookups: vec0 scans on rowid IN).
-      const byRowid = this.stmt('SELECT vec_distance_cosine(embedding, ?) AS d FROM chunks_vec WHERE rowid = ?').pluck();
-      const qb = vecBlob(qv);
-      for (const c of cand.values()) {
-        if (c.vector !== null) continue;
-        const d = byRowid.get(qb, BigInt(c.id)) as number | undefined;
-        if (d !== undefined) c.vector = Math.max(0, 1 - d);
+      // Exact cosine for candidates only BM25 found, from the embedding cache (one
+      // B-tree lookup each; a vec0 point lookup costs ~50 µs) for chunks that have their vector.
+      const textOnly = [...cand.values()].filter((c) => c.vector === null).map((c) => c.id);
+      if (textOnly.length) {
+        const rows = this.stmt('SELECT c.id, e.vec FROM chunks c JOIN embed_cache e ON e.embedder = ? AND e.hash = c.hash WHERE c.id IN (SELECT value FROM json_each(?)) AND c.embedded = 1')
+          .all(this.embedder!.id, JSON.stringify(textOnly)) as { id: number; vec: Buffer }[];
+        for (const r of rows) cand.get(r.id)!.vector = Math.max(0, cosine(qv, r.vec));
       }
       // Candidates only the vectors found keep text 0: when BM25 returned fewer than
       // `pool` rows that is exact (they do not match); otherwise they rank below the
@@ -558,9 +574,8 @@ export class MemoryIndex {
     }
     if (cand.size === 0) return { hits: [], mode, warnings };
 
-    const ids = [...cand.keys()];
-    const rows = this.db.prepare(`SELECT id, doc_id, path, source, start_line, end_line, heading, text, day FROM chunks WHERE id IN (${ids.map(() => '?').join(',')})`)
-      .all(...ids) as { id: number; doc_id: string; path: string; source: Source; start_line: number; end_line: number; heading: string; text: string; day: number | null }[];
+    const rows = this.stmt('SELECT id, doc_id, path, source, start_line, end_line, heading, text, day FROM chunks WHERE id IN (SELECT value FROM json_each(?))')
+      .all(JSON.stringify([...cand.keys()])) as { id: number; doc_id: string; path: string; source: Source; start_line: number; end_line: number; heading: string; text: string; day: number | null }[];
     const byId = new Map(rows.map((r) => [r.id, r]));
     const wanted = opts.sources ? new Set(opts.sources) : null;
     const list = [...cand.values()].filter((c) => {
