@@ -38,11 +38,13 @@ test("one session's messages are handled in order; a message sent mid-run waits 
   t.after(() => fake.close());
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));
-  const kit = agentKit({ config: agentConfig(fake.url), tools: [{ name: 'slow', description: 's', input: { type: 'object' }, run: async () => (await gate, 'slow done') }] });
+  let slowStarted!: () => void;
+  const started = new Promise<void>((r) => (slowStarted = r));
+  const kit = agentKit({ config: agentConfig(fake.url), tools: [{ name: 'slow', description: 's', input: { type: 'object' }, run: async () => (slowStarted(), await gate, 'slow done') }] });
   t.after(kit.close);
   fake.push({ toolCalls: [{ name: 'slow', input: {} }] }, { text: 'answer 1' }, { text: 'answer 2' }, { text: 'answer 3' });
   const first = kit.agent.send({ text: 'message 1' });
-  await new Promise((r) => setTimeout(r, 50));
+  await started; // the first turn is mid-run, inside its tool call
   const second = kit.agent.send({ text: 'message 2' });
   const third = kit.agent.send({ text: 'message 3' });
   assert.equal(fake.requests.length, 1, 'follow-ups wait for the running turn');
