@@ -38,6 +38,8 @@ export interface SendParams {
   agentId?: string;
   /** A run id already promised to a caller (webhook ingress); a fresh one otherwise. */
   runId?: string;
+  /** Kept with the accepted message and handed back if the turn is recovered after a restart. */
+  origin?: Record<string, unknown>;
 }
 
 export interface SendReceipt {
@@ -59,6 +61,8 @@ export interface AgentService extends Service {
   skills(agentId?: string): SkillInfo[];
   /** Which agent a channel message belongs to (config bindings). */
   resolveAgent(route: Route): string;
+  /** Called at start for each accepted message whose turn a restart interrupted before it began, now queued again. */
+  onRecovered(listener: (receipt: SendReceipt, origin: Record<string, unknown> | undefined) => void): void;
 }
 
 const MAX_TEXT = 200_000;
@@ -108,87 +112,17 @@ export function createAgentService(ctx: KernelContext, deps: AgentServiceDeps): 
     return refs.map(parseModelRef);
   }
 
+  const recoveredListeners: ((receipt: SendReceipt, origin: Record<string, unknown> | undefined) => void)[] = [];
+
   const service: AgentService = {
     name: 'agent',
     store,
 
     send(params) {
-      if (stopping) throw new CarapaceError('UNAVAILABLE', 'the gateway is stopping');
-      if (typeof params.text !== 'string' || params.text.trim() === '') throw new CarapaceError('INVALID_REQUEST', 'text must be a non-empty string');
-      if (params.text.length > MAX_TEXT) throw new CarapaceError('PAYLOAD_TOO_LARGE', `text is longer than ${MAX_TEXT} characters`);
-      if (params.sessionKey !== undefined && !isValidSessionKey(params.sessionKey)) throw new CarapaceError('INVALID_REQUEST', 'sessionKey is not a valid session key');
-      const keyAgent = params.sessionKey ? agentOfSessionKey(params.sessionKey) : null;
-      const agentId = params.agentId ?? keyAgent ?? defaultAgentId(ctx.config.current);
-      if (!knownAgent(agentId)) throw new CarapaceError('NOT_FOUND', `no agent "${agentId}" in agents.list`);
-      if (keyAgent && keyAgent !== agentId) throw new CarapaceError('INVALID_REQUEST', `session ${params.sessionKey} belongs to agent ${keyAgent}, not ${agentId}`);
-      const sessionKey = params.sessionKey ?? `agent:${agentId}:main`;
-      const settings = settingsOf(agentId);
-      const chain = chainOf(settings);
-      const runId = params.runId ?? randomUUID();
-      const abort = new AbortController();
-      running.set(runId, abort);
-      let seq = 0;
-      const emit = (stream: AgentEvent['stream'], data: Record<string, unknown>) => {
-        try {
-          deps.events({ runId, sessionKey, seq: seq++, stream, data });
-        } catch (err) {
-          ctx.log.warn('agent event sink failed', { err });
-        }
-      };
-      emit('lifecycle', { phase: 'queued', agentId, position: queues.depth(sessionKey) });
-
-      const done = new Promise<RunResult>((resolve) => {
-        queues.enqueue(sessionKey, async () => {
-          try {
-            await job();
-          } catch (err) {
-            // runAgent handles its own failures; this is the store itself failing.
-            ctx.log.error('agent run could not start or finish', { runId, err });
-            running.delete(runId);
-            resolve({ ...abortedBeforeStart(runId, sessionKey, () => {}), status: 'error', reason: 'internal', text: 'The run failed because of an internal error; it is in the gateway log.' });
-          }
-        });
-        async function job() {
-          const now = ctx.clock.now();
-          const idle = ctx.config.current.session.idleResetMinutes;
-          const session = store.openSession(sessionKey, agentId, now, idle ? idle * 60_000 : null);
-          if (session.renewed) emit('lifecycle', { phase: 'session_reset', reason: 'idle', idleResetMinutes: idle });
-          const result = abort.signal.aborted
-            ? abortedBeforeStart(runId, sessionKey, emit)
-            : await runAgent(
-                {
-                  runId,
-                  sessionKey,
-                  sessionId: session.sessionId,
-                  agentId,
-                  ...(settings.name ? { agentName: settings.name } : {}),
-                  text: params.text,
-                  settings,
-                  chain,
-                  workspaceDir: workspaceOf(agentId),
-                  skills: skillsOf(agentId),
-                  signal: abort.signal,
-                  emit,
-                },
-                {
-                  store,
-                  models: deps.models,
-                  tools: deps.tools,
-                  approver: deps.approver ?? null,
-                  audit: ctx.audit,
-                  log: ctx.log,
-                  now: () => ctx.clock.now(),
-                  sleep,
-                  random,
-                  limits,
-                  workspaceSection: (dir) => workspace.section(dir),
-                },
-              );
-          running.delete(runId);
-          resolve(result);
-        }
-      });
-      return { runId, sessionKey, done };
+      return send(params, false);
+    },
+    onRecovered(listener) {
+      recoveredListeners.push(listener);
     },
 
     abort(runId) {
@@ -206,6 +140,17 @@ export function createAgentService(ctx: KernelContext, deps: AgentServiceDeps): 
     start() {
       const n = store.closeInterruptedRuns(ctx.clock.now());
       if (n) ctx.log.warn('closed agent runs interrupted by the last stop', { runs: n });
+      for (const input of store.pendingInputs()) {
+        try {
+          const receipt = send({ text: input.text, sessionKey: input.sessionKey, agentId: input.agentId, runId: input.runId, origin: input.origin }, true);
+          ctx.log.info('accepted message recovered after a restart', { runId: input.runId, sessionKey: input.sessionKey });
+          for (const l of recoveredListeners) l(receipt, input.origin);
+        } catch (err) {
+          store.dropInput(input.runId);
+          ctx.log.error('an accepted message could not be run after a restart and was dropped', { runId: input.runId, sessionKey: input.sessionKey, error: (err as Error).message });
+          ctx.audit.append({ actor: 'kernel:agent', action: 'agent.input.dropped', sessionKey: input.sessionKey, data: { runId: input.runId, reason: (err as Error).message } });
+        }
+      }
     },
     async stop() {
       stopping = true;
@@ -223,6 +168,90 @@ export function createAgentService(ctx: KernelContext, deps: AgentServiceDeps): 
       return { running: running.size, activeSessions: queues.active, agents };
     },
   };
+
+  function send(params: SendParams, recovered: boolean): SendReceipt {
+    if (stopping) throw new CarapaceError('UNAVAILABLE', 'the gateway is stopping');
+    if (typeof params.text !== 'string' || params.text.trim() === '') throw new CarapaceError('INVALID_REQUEST', 'text must be a non-empty string');
+    if (params.text.length > MAX_TEXT) throw new CarapaceError('PAYLOAD_TOO_LARGE', `text is longer than ${MAX_TEXT} characters`);
+    if (params.sessionKey !== undefined && !isValidSessionKey(params.sessionKey)) throw new CarapaceError('INVALID_REQUEST', 'sessionKey is not a valid session key');
+    const keyAgent = params.sessionKey ? agentOfSessionKey(params.sessionKey) : null;
+    const agentId = params.agentId ?? keyAgent ?? defaultAgentId(ctx.config.current);
+    if (!knownAgent(agentId)) throw new CarapaceError('NOT_FOUND', `no agent "${agentId}" in agents.list`);
+    if (keyAgent && keyAgent !== agentId) throw new CarapaceError('INVALID_REQUEST', `session ${params.sessionKey} belongs to agent ${keyAgent}, not ${agentId}`);
+    const sessionKey = params.sessionKey ?? `agent:${agentId}:main`;
+    const settings = settingsOf(agentId);
+    const chain = chainOf(settings);
+    const runId = params.runId ?? randomUUID();
+    if (!recovered) store.accept({ runId, sessionKey, agentId, text: params.text, origin: params.origin, acceptedAt: ctx.clock.now() });
+    const abort = new AbortController();
+    running.set(runId, abort);
+    let seq = 0;
+    const emit = (stream: AgentEvent['stream'], data: Record<string, unknown>) => {
+      try {
+        deps.events({ runId, sessionKey, seq: seq++, stream, data });
+      } catch (err) {
+        ctx.log.warn('agent event sink failed', { err });
+      }
+    };
+    emit('lifecycle', { phase: 'queued', agentId, position: queues.depth(sessionKey) });
+
+    const done = new Promise<RunResult>((resolve) => {
+      queues.enqueue(sessionKey, async () => {
+        try {
+          await job();
+        } catch (err) {
+          // runAgent handles its own failures; this is the store itself failing.
+          ctx.log.error('agent run could not start or finish', { runId, err });
+          // Not re-run at the next start: a message that breaks the store would loop forever.
+          store.dropInput(runId);
+          running.delete(runId);
+          resolve({ ...abortedBeforeStart(runId, sessionKey, () => {}), status: 'error', reason: 'internal', text: 'The run failed because of an internal error; it is in the gateway log.' });
+        }
+      });
+      async function job() {
+        const now = ctx.clock.now();
+        const idle = ctx.config.current.session.idleResetMinutes;
+        const session = store.openSession(sessionKey, agentId, now, idle ? idle * 60_000 : null);
+        if (session.renewed) emit('lifecycle', { phase: 'session_reset', reason: 'idle', idleResetMinutes: idle });
+        if (abort.signal.aborted) store.dropInput(runId);
+        const result = abort.signal.aborted
+          ? abortedBeforeStart(runId, sessionKey, emit)
+          : await runAgent(
+              {
+                runId,
+                sessionKey,
+                sessionId: session.sessionId,
+                agentId,
+                ...(settings.name ? { agentName: settings.name } : {}),
+                text: params.text,
+                settings,
+                chain,
+                workspaceDir: workspaceOf(agentId),
+                skills: skillsOf(agentId),
+                signal: abort.signal,
+                emit,
+              },
+              {
+                store,
+                models: deps.models,
+                tools: deps.tools,
+                approver: deps.approver ?? null,
+                audit: ctx.audit,
+                log: ctx.log,
+                now: () => ctx.clock.now(),
+                sleep,
+                random,
+                limits,
+                workspaceSection: (dir) => workspace.section(dir),
+              },
+            );
+        running.delete(runId);
+        resolve(result);
+      }
+    });
+    return { runId, sessionKey, done };
+  }
+
   return service;
 }
 

@@ -25,6 +25,16 @@ export interface SessionRow {
   summary: string | null;
 }
 
+export interface AcceptedInput {
+  runId: string;
+  sessionKey: string;
+  agentId: string;
+  text: string;
+  /** Opaque to the agent: where the caller wants the reply (a channel chat...). */
+  origin?: Record<string, unknown>;
+  acceptedAt: number;
+}
+
 export interface StoredMessage {
   id: number;
   message: ChatMessage;
@@ -62,6 +72,9 @@ export function createAgentStore(db: Db) {
     transcript: db.prepare('SELECT id, role, content, run_id, created_at FROM agent_messages WHERE session_id = ? AND compacted = 0 ORDER BY id'),
     compact: db.prepare('UPDATE agent_messages SET compacted = 1 WHERE session_id = ? AND id <= ?'),
     history: db.prepare('SELECT id, role, content, run_id, created_at FROM agent_messages WHERE session_key = ? AND id < ? ORDER BY id DESC LIMIT ?'),
+    accept: db.prepare('INSERT INTO agent_inbox (run_id, session_key, agent_id, text, origin, accepted_at) VALUES (?,?,?,?,?,?)'),
+    take: db.prepare('DELETE FROM agent_inbox WHERE run_id = ?'),
+    inbox: db.prepare('SELECT * FROM agent_inbox ORDER BY accepted_at, rowid'),
     startRun: db.prepare("INSERT INTO agent_runs (run_id, session_key, session_id, agent_id, started_at, status) VALUES (?,?,?,?,?,'running')"),
     step: db.prepare(
       'UPDATE agent_runs SET steps = steps + 1, model = ?, input_tokens = input_tokens + ?, output_tokens = output_tokens + ?, cache_read_tokens = cache_read_tokens + ?, cache_write_tokens = cache_write_tokens + ?, cost_usd = cost_usd + ? WHERE run_id = ?',
@@ -160,7 +173,28 @@ export function createAgentStore(db: Db) {
     history(sessionKey: string, limit = 100, before = Number.MAX_SAFE_INTEGER): StoredMessage[] {
       return (q.history.all(sessionKey, before, limit) as Record<string, unknown>[]).map(toMessage).reverse();
     },
+    /** Durably record an accepted message before its turn starts (FULL: it returns after the fsync). */
+    accept(input: AcceptedInput): void {
+      q.accept.run(input.runId, input.sessionKey, input.agentId, input.text, input.origin ? JSON.stringify(input.origin) : null, input.acceptedAt);
+    },
+    /** Accepted messages whose turn never started, oldest first. */
+    pendingInputs(): AcceptedInput[] {
+      return (q.inbox.all() as Record<string, unknown>[]).map((r) => ({
+        runId: r.run_id as string,
+        sessionKey: r.session_key as string,
+        agentId: r.agent_id as string,
+        text: r.text as string,
+        origin: r.origin ? (JSON.parse(r.origin as string) as Record<string, unknown>) : undefined,
+        acceptedAt: r.accepted_at as number,
+      }));
+    },
+    /** Forget an accepted message that will not run (aborted before its turn, or unrunnable). */
+    dropInput(runId: string): void {
+      q.take.run(runId);
+    },
+    /** Called inside the transaction that appends the user's message: the input leaves the inbox as it enters the transcript. */
     startRun(runId: string, sessionKey: string, sessionId: string, agentId: string, now: number): void {
+      q.take.run(runId);
       q.startRun.run(runId, sessionKey, sessionId, agentId, now);
     },
     recordStep(runId: string, model: string, usage: Usage, costUsd: number): void {

@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import type { KernelContext, Service, ServiceFactory, ServiceRegistry } from '../kernel.ts';
 import type { BusService } from '../bus/server.ts';
 import type { PluginHost } from '../plugins/host.ts';
-import type { AgentService } from '../agent/service.ts';
+import type { AgentService, SendReceipt } from '../agent/service.ts';
 import type { AgentEvent } from '../agent/types.ts';
 import type { ChannelsService } from '../channels/service.ts';
 import type { Dispatch } from '../channels/router.ts';
@@ -172,6 +172,10 @@ export const agentFactory: ServiceFactory = async (ctx, registry) => {
     defaultModel: () => defaultModel(ctx),
   });
   registerAgentMethods({ ctx, methods: bus(registry).methods, agent, tools, plugins, runCallers });
+  agent.onRecovered((receipt, origin) => {
+    const reply = origin?.reply as ReplyTarget | undefined;
+    if (reply) deliverReply(registry, ctx, receipt, reply);
+  });
   // status (CLI, Control UI) says which providers are in effect — or, plainly, how to add one.
   const agentStatus = agent.status!.bind(agent);
   agent.status = async () => {
@@ -190,25 +194,37 @@ function channelCapabilities(plugins: PluginHost, channel: string): ChannelCapab
   return provides.channel ?? (typeof provides.chunkLimit === 'number' ? (provides as ChannelCapabilities) : undefined);
 }
 
+interface ReplyTarget {
+  channel: string;
+  chatId: string;
+  threadId?: string;
+  account?: string;
+  replyTo?: string;
+}
+
+/** When the run ends, its answer goes to `target` through the durable delivery queue. */
+function deliverReply(registry: ServiceRegistry, ctx: KernelContext, receipt: SendReceipt, target: ReplyTarget): void {
+  void receipt.done.then((result) => {
+    if (!result.text || result.status === 'aborted') return;
+    registry.get<ChannelsService>('channels').send({ ...target, text: result.text, idempotencyKey: `reply:${receipt.runId}` }, { sessionKey: receipt.sessionKey });
+  }, (err: unknown) => ctx.log.error('reply to channel failed', { sessionKey: receipt.sessionKey, error: (err as Error).message }));
+}
+
 /** The agent's answer to a channel message goes back to the chat it came from (or the hook's target). */
 function dispatchToAgent(registry: ServiceRegistry, ctx: KernelContext) {
   return (d: Dispatch) => {
-    const agent = registry.get<AgentService>('agent');
-    const receipt = agent.send({ text: d.message.text, agentId: d.agentId, sessionKey: d.sessionKey, runId: d.runId });
-    void receipt.done.then((result) => {
-      if (!result.text || result.status === 'aborted') return;
-      const target = d.deliver ? parseDeliverTarget(d.deliver) : { channel: d.message.channel, chatId: d.message.chatId, threadId: d.message.threadId };
-      const channels = registry.get<ChannelsService>('channels');
-      channels.send(
-        {
-          ...target,
-          ...(d.deliver ? {} : { account: d.message.account, replyTo: d.message.platformMessageId }),
-          text: result.text,
-          idempotencyKey: `reply:${receipt.runId}`,
-        },
-        { sessionKey: receipt.sessionKey },
-      );
-    }, (err: unknown) => ctx.log.error('reply to channel failed', { sessionKey: d.sessionKey, error: (err as Error).message }));
+    const target: ReplyTarget = d.deliver
+      ? parseDeliverTarget(d.deliver)
+      : { channel: d.message.channel, chatId: d.message.chatId, threadId: d.message.threadId, account: d.message.account, replyTo: d.message.platformMessageId };
+    const receipt = registry.get<AgentService>('agent').send({
+      text: d.message.text,
+      agentId: d.agentId,
+      sessionKey: d.sessionKey,
+      runId: d.runId,
+      // Kept with the accepted message, so a turn recovered after a restart still answers in the chat.
+      origin: { reply: target },
+    });
+    deliverReply(registry, ctx, receipt, target);
   };
 }
 

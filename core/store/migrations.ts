@@ -266,4 +266,19 @@ export const migrations: readonly Migration[] = [
     );
     CREATE INDEX bus_method_results_created ON bus_method_results(created_at);`,
   },
+  {
+    // owner: core/agent/store.ts — messages accepted for a turn that has not started yet
+    // (queued behind another run of the session). Written durably when `send` accepts
+    // a message; removed in the same transaction that starts its run; what is left at
+    // start-up is run then, so an accepted message is never lost to a restart.
+    id: '0302-agent-inbox',
+    sql: `CREATE TABLE agent_inbox (
+      run_id TEXT PRIMARY KEY,
+      session_key TEXT NOT NULL,
+      agent_id TEXT NOT NULL,
+      text TEXT NOT NULL,
+      origin TEXT,
+      accepted_at INTEGER NOT NULL
+    );`,
+  },
 ];

@@ -87,6 +87,8 @@ export function agentKit(opts: {
   home?: TempHome;
   clock?: FakeClock;
   deps?: Partial<AgentServiceDeps>;
+  /** Called with the service before start() (e.g. to listen for recovered turns). */
+  beforeStart?: (agent: ReturnType<typeof createAgentService>) => void;
 }): Kit {
   const home = opts.home ?? tempHome('agent');
   const clock = opts.clock ?? fakeClock();
@@ -104,6 +106,7 @@ export function agentKit(opts: {
     environment: { env: {}, platform: 'linux', hasBin: () => false, configHas: () => false },
     ...opts.deps,
   });
+  opts.beforeStart?.(agent);
   agent.start?.();
   return {
     home,
