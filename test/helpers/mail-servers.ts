@@ -46,11 +46,11 @@ export interface Dovecot {
   stop(): Promise<void>;
 }
 
-export async function startDovecot(): Promise<Dovecot> {
+export async function startDovecot(opts: { password?: string } = {}): Promise<Dovecot> {
   const dir = mkdtempSync(join(tmpdir(), 'cp-dove-'));
   chmodSync(dir, 0o755);
   const user = 'alice';
-  const password = 'imap-pass-123';
+  const password = opts.password ?? 'imap-pass-123';
   const maildir = join(dir, 'mail', user, 'Maildir');
   for (const sub of ['new', 'cur', 'tmp']) mkdirSync(join(maildir, sub), { recursive: true });
   spawnSync('chmod', ['-R', '0777', join(dir, 'mail')]);
