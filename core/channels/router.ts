@@ -128,6 +128,7 @@ export function createRouter(deps: RouterDeps): Router {
         channel: msg.channel,
         account: msg.account,
         chatId: msg.chatId,
+        ...(msg.threadId !== undefined ? { threadId: msg.threadId } : {}),
         text: pairingText(msg.channel, outcome.code),
         idempotencyKey: `pairing:${msg.channel}:${msg.account ?? 'default'}:${msg.platformMessageId}`,
       });
