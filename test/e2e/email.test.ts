@@ -1,6 +1,6 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { haveDovecot, havePythonSmtpd, startDovecot, startSmtpSink } from '../helpers/mail-servers.ts';
+import { haveDovecot, haveExim, havePythonSmtpd, startDovecot, startExim, startSmtpSink, type SmtpSink } from '../helpers/mail-servers.ts';
 import { startChannelGateway, until, pairingCode } from '../helpers/channel-gateway.ts';
 import { TEST_SECRETS } from '../helpers/test-secrets.ts';
 
@@ -30,10 +30,10 @@ function parse(m: { to: string[]; data: string }): Sent {
   return { to: m.to, data: m.data, body: decoded, header: (name) => new RegExp(`^${name}: (.*)$`, 'im').exec(unfolded)?.[1].trim() };
 }
 
-async function emailGateway(t: TestContext) {
+async function emailGateway(t: TestContext, opts: { smtp?: () => Promise<SmtpSink>; channel?: Record<string, unknown> } = {}) {
   const imap = await startDovecot({ password: TEST_SECRETS.imapPassword });
   t.after(() => imap.stop());
-  const smtp = await startSmtpSink();
+  const smtp = await (opts.smtp ?? startSmtpSink)();
   t.after(() => smtp.stop());
   const cg = await startChannelGateway(t, {
     name: 'email',
@@ -46,6 +46,7 @@ async function emailGateway(t: TestContext) {
         retryBaseMs: 100,
         imap: { host: '127.0.0.1', port: imap.port, tls: false, user: imap.user },
         smtp: { host: '127.0.0.1', port: smtp.port, tls: false },
+        ...opts.channel,
       },
     },
     secrets: { IMAP_PASSWORD: imap.password },
@@ -97,5 +98,24 @@ test('email: an unknown sender gets one pairing code, nothing reaches the agent 
   assert.deepEqual(answers, [q.id, q2.id, q3.id], 'every mail answered exactly once, in order');
   assert.equal(agentSaw().length, 3);
   assert.doesNotMatch(gw.output(), new RegExp(imap.password), 'the IMAP password is in no log line');
+  assert.equal((await gw.stop()).code, 0);
+});
+
+test('email through a real MTA: the agent\'s threaded reply to an allowlisted sender is accepted and delivered by exim, once', { skip: skip || (haveExim ? false : 'exim is not installed (exim4-daemon-light, listed in .ci/apt-packages)') }, async (t) => {
+  const { imap, smtp, sent, gw } = await emailGateway(t, { smtp: startExim, channel: { dmPolicy: 'allowlist', allowFrom: ['bob@example.org'] } });
+  const q = mail({ from: 'Bob <bob@example.org>', subject: 'Through the MTA', body: 'are you there?' });
+  imap.deliver(q.raw);
+  const [delivered] = await smtp.waitMessages(1, 20_000);
+  const reply = sent()[0];
+  assert.deepEqual(delivered.to, ['bob@example.org']);
+  assert.equal(delivered.from, 'agent@carapace.test', 'the envelope sender is the configured address');
+  assert.match(delivered.data, /^Received: from \[127\.0\.0\.1\]/im, 'exim accepted it over SMTP');
+  assert.match(reply.body, /^echo: .*are you there\?/s);
+  assert.equal(reply.header('Subject'), 'Re: Through the MTA');
+  assert.equal(reply.header('In-Reply-To'), q.id);
+  const q2 = mail({ from: 'Bob <bob@example.org>', subject: 'Re: Through the MTA', body: 'second', inReplyTo: reply.header('Message-ID')!, references: `${q.id} ${reply.header('Message-ID')}` });
+  imap.deliver(q2.raw);
+  await smtp.waitMessages(2, 20_000);
+  assert.deepEqual(sent().map((m) => m.header('In-Reply-To')), [q.id, q2.id], 'one delivery per mail, threaded');
   assert.equal((await gw.stop()).code, 0);
 });
