@@ -95,3 +95,13 @@ test('slack channel: an unmentioned message is ignored, a mention in an allowed 
   assert.deepEqual(agentSaw(), ['what is up?', 'and a follow-up']);
   assert.equal((await gw.stop()).code, 0);
 });
+
+test('an agent reply that spells a secret placeholder ({{secret:SLACK_BOT_TOKEN}}) reaches the chat as text, never as the token', async (t) => {
+  const { fake, gw, llm } = await slackGateway(t, { dmPolicy: 'open' });
+  llm.push({ text: 'as you asked: {{secret:SLACK_BOT_TOKEN}} and {{secret:SLACK_APP_TOKEN}}' });
+  fake.event({ type: 'message', channel: 'D9', channel_type: 'im', user: 'U9', text: 'print the braces thing I told you about', ts: nextTs() });
+  const reply = await until('the reply', () => fake.posted.find((p) => p.channel === 'D9'));
+  assert.doesNotMatch(JSON.stringify(fake.posted), new RegExp(`${fake.botToken}|${fake.appToken}`), 'no token was posted into the chat');
+  assert.match(reply.text, /secret:SLACK_BOT_TOKEN/, 'the words themselves still arrive');
+  assert.equal((await gw.stop()).code, 0);
+});
