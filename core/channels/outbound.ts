@@ -10,8 +10,19 @@ import { adaptMarkdown } from './markdown.ts';
 
 export const DEFAULT_CAPABILITIES: ChannelCapabilities = { chunkLimit: 4000, markdown: 'basic' };
 
+/**
+ * The kernel substitutes `{{secret:NAME}}` in whatever a plugin sends to a host
+ * granted NAME — a channel's own platform included. Outbound text comes from the
+ * agent, which chat users can steer: a reply spelling a placeholder would post
+ * the channel's token into the chat. A zero-width space after the braces keeps
+ * the words and breaks the placeholder.
+ */
+export function defangPlaceholders(text: string): string {
+  return text.replace(/\{\{(\s*secret:)/gi, '{{\u200B$1');
+}
+
 export function prepareOutbound(msg: OutboundMessage, caps: ChannelCapabilities = DEFAULT_CAPABILITIES): OutboundMessage[] {
-  const text = adaptMarkdown(msg.text, caps.markdown ?? 'basic');
+  const text = defangPlaceholders(adaptMarkdown(msg.text, caps.markdown ?? 'basic'));
   const chunks = chunkText(text, caps.chunkLimit);
   if (chunks.length <= 1) return [{ ...msg, text: chunks[0] ?? text }];
   // Keys are capped at 200 characters by the envelope schema: a long base key is hashed.

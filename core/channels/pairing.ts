@@ -49,9 +49,18 @@ export type PairingOutcome =
   /** MAX_PENDING_PER_CHANNEL requests are waiting: the sender gets nothing until one resolves or expires. */
   | { kind: 'full' };
 
+/** The chat a pairing code was asked from: where the confirmation goes. */
+export interface PairingOrigin {
+  chatId: string;
+  account?: string;
+  threadId?: string;
+}
+
 export interface PairingStore {
   isApproved(channel: string, senderId: string): boolean;
-  request(channel: string, sender: { id: string; name?: string }): PairingOutcome;
+  request(channel: string, sender: { id: string; name?: string }, origin?: PairingOrigin): PairingOutcome;
+  /** The chat the sender's latest request came from, if it was recorded. */
+  originOf(channel: string, senderId: string): PairingOrigin | undefined;
   list(channel?: string): PairingRequest[];
   approve(channel: string, code: string, actor: string): PairingRequest;
   reject(channel: string, code: string, actor: string): PairingRequest;
@@ -84,19 +93,20 @@ export function createPairingStore(db: Db, deps: { clock: Clock; audit: AuditLog
   const pendingCount = db.prepare("SELECT COUNT(*) AS n FROM channel_pairing WHERE channel = ? AND state = 'pending' AND expires_at > ?");
   const codeTaken = db.prepare("SELECT 1 FROM channel_pairing WHERE channel = ? AND code = ? AND state = 'pending' AND expires_at > ?");
   const insert = db.prepare(
-    "INSERT INTO channel_pairing (channel, sender_id, sender_name, code, state, created_at, expires_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+    "INSERT INTO channel_pairing (channel, sender_id, sender_name, code, state, created_at, expires_at, origin) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
   );
   const byCode = db.prepare("SELECT * FROM channel_pairing WHERE channel = ? AND code = ? AND state = 'pending' AND expires_at > ?");
   const resolve = db.prepare('UPDATE channel_pairing SET state = ?, resolved_at = ?, resolved_by = ? WHERE id = ?');
+  const origin = db.prepare('SELECT origin FROM channel_pairing WHERE channel = ? AND sender_id = ? AND origin IS NOT NULL ORDER BY id DESC LIMIT 1');
   const allow = db.prepare('INSERT OR REPLACE INTO channel_allow (channel, sender_id, approved_at, approved_by) VALUES (?, ?, ?, ?)');
 
-  const requestTx = db.transaction((channel: string, sender: { id: string; name?: string }): PairingOutcome => {
+  const requestTx = db.transaction((channel: string, sender: { id: string; name?: string }, from?: PairingOrigin): PairingOutcome => {
     const now = deps.clock.now();
     if (recent.get(channel, sender.id, now)) return { kind: 'already-requested' };
     if ((pendingCount.get(channel, now) as { n: number }).n >= maxPending) return { kind: 'full' };
     let code = newPairingCode();
     while (codeTaken.get(channel, code, now)) code = newPairingCode();
-    insert.run(channel, sender.id, sender.name ?? null, code, now, now + ttl);
+    insert.run(channel, sender.id, sender.name ?? null, code, now, now + ttl, from ? JSON.stringify(from) : null);
     return { kind: 'issued', code: formatCode(code), expiresAt: now + ttl };
   });
 
@@ -112,7 +122,11 @@ export function createPairingStore(db: Db, deps: { clock: Clock; audit: AuditLog
 
   return {
     isApproved: (channel, senderId) => allowed.get(channel, senderId) !== undefined,
-    request: (channel, sender) => requestTx.immediate(channel, sender),
+    request: (channel, sender, from) => requestTx.immediate(channel, sender, from),
+    originOf(channel, senderId) {
+      const row = origin.get(channel, senderId) as { origin: string } | undefined;
+      return row ? (JSON.parse(row.origin) as PairingOrigin) : undefined;
+    },
     list(channel) {
       const now = deps.clock.now();
       const rows = (channel === undefined

@@ -114,7 +114,8 @@ export function createRouter(deps: RouterDeps): Router {
   }
 
   function pair(id: number, msg: InboundMessage): RouteResult {
-    const outcome = deps.pairing.request(msg.channel, { id: msg.sender.id, name: msg.sender.name ?? msg.sender.username });
+    const origin = { chatId: msg.chatId, ...(msg.account !== undefined ? { account: msg.account } : {}), ...(msg.threadId !== undefined ? { threadId: msg.threadId } : {}) };
+    const outcome = deps.pairing.request(msg.channel, { id: msg.sender.id, name: msg.sender.name ?? msg.sender.username }, origin);
     if (outcome.kind === 'issued') {
       deps.inbox.refused(id, 'pairing', 'code-sent');
       deps.audit.append({
@@ -127,6 +128,7 @@ export function createRouter(deps: RouterDeps): Router {
         channel: msg.channel,
         account: msg.account,
         chatId: msg.chatId,
+        ...(msg.threadId !== undefined ? { threadId: msg.threadId } : {}),
         text: pairingText(msg.channel, outcome.code),
         idempotencyKey: `pairing:${msg.channel}:${msg.account ?? 'default'}:${msg.platformMessageId}`,
       });

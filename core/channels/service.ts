@@ -82,7 +82,9 @@ export function createChannelsService(ctx: KernelContext, deps: ChannelsDeps): C
   if (deps.methods) {
     registerPairingMethods(deps.methods, pairing, {
       onApproved: (r) => {
-        send({ channel: r.channel, chatId: r.senderId, text: 'You are paired now: go ahead.', idempotencyKey: `paired:${r.channel}:${r.senderId}:${r.code}` });
+        // Back to the chat the code was asked from: on Discord and Slack a DM channel id is not the user id.
+        const origin = pairing.originOf(r.channel, r.senderId) ?? { chatId: r.senderId };
+        send({ channel: r.channel, ...origin, text: 'You are paired now: go ahead.', idempotencyKey: `paired:${r.channel}:${r.senderId}:${r.code}` });
       },
     });
   }

@@ -281,4 +281,10 @@ export const migrations: readonly Migration[] = [
       accepted_at INTEGER NOT NULL
     );`,
   },
+  {
+    // owner: core/channels/pairing.ts — where the code was asked from ({chatId, account, threadId}
+    // as JSON), so the confirmation reaches the same chat: a DM channel id is not the user id
+    id: '0900-channele2e-pairing-origin',
+    sql: `ALTER TABLE channel_pairing ADD COLUMN origin TEXT;`,
+  },
 ];

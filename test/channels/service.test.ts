@@ -140,3 +140,14 @@ test('the message tool refuses strangers, unlisted groups, disabled channels and
   await r.channels.queue.drained();
   assert.equal(r.sink.receipts.length, 0);
 });
+
+test('the "you are paired" confirmation goes to the chat the code was asked from, not to the sender id (a Discord or Slack DM channel is not the user)', async (t) => {
+  const r = await rig(t);
+  await r.channels.router.receive({ ...dm('telegram', '4343', 'hi'), chatId: 'dm-channel-9' });
+  await r.channels.queue.drained();
+  const code = /([0-9A-Z]{4}-[0-9A-Z]{4})/.exec(r.sink.order.map((o) => o.text).join('\n'))![1];
+  await r.methods.get('pairing.approve')!.handler({ channel: 'telegram', code, idempotencyKey: 'k2' }, r.owner);
+  await r.channels.queue.drained();
+  assert.match(r.sink.order.at(-1)!.text, /paired/);
+  assert.deepEqual([...new Set(r.sink.order.map((o) => o.chatId))], ['dm-channel-9']);
+});

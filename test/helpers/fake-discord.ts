@@ -40,8 +40,8 @@ export interface FakeDiscord {
   close(): Promise<void>;
 }
 
-export async function startFakeDiscord(opts: { heartbeatMs?: number } = {}): Promise<FakeDiscord> {
-  const token = 'discord-test-token';
+export async function startFakeDiscord(opts: { heartbeatMs?: number; token?: string } = {}): Promise<FakeDiscord> {
+  const token = opts.token ?? 'discord-test-token';
   const bot = { id: '1000', username: 'carapace' };
   const sessions = new Map<string, Session>();
   let live: Session | null = null;

@@ -36,9 +36,9 @@ export interface FakeSlack {
   close(): Promise<void>;
 }
 
-export async function startFakeSlack(): Promise<FakeSlack> {
-  const appToken = 'xapp-1-test';
-  const botToken = 'xoxb-test';
+export async function startFakeSlack(opts: { appToken?: string; botToken?: string } = {}): Promise<FakeSlack> {
+  const appToken = opts.appToken ?? 'xapp-1-test';
+  const botToken = opts.botToken ?? 'xoxb-test';
   const tickets = new Set<string>();
   let live: WebSocket | null = null;
   const unacked = new Map<string, Envelope>();

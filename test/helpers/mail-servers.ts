@@ -1,7 +1,9 @@
 // Real mail servers on loopback for the email channel tests: dovecot (Debian
-// `dovecot-imapd`) serving one Maildir user over IMAP, and an SMTP sink built on
-// Python 3.11's standard `smtpd` module that stores each message it accepts.
-// Tests skip when either is missing.
+// `dovecot-imapd`) serving one Maildir user over IMAP, an SMTP sink built on
+// Python 3.11's standard `smtpd` module that stores each message it accepts, and
+// a real MTA, exim (Debian `exim4-daemon-light`), run as a daemon on a loopback
+// port with a generated config that delivers every recipient into one Maildir.
+// Tests skip when one is missing.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -9,6 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export const haveDovecot = spawnSync('/usr/sbin/dovecot', ['--version']).status === 0;
+export const EXIM = '/usr/sbin/exim4';
+export const haveExim = spawnSync(EXIM, ['-bV']).status === 0;
 export const havePythonSmtpd = spawnSync('python3', ['-W', 'ignore', '-c', 'import smtpd']).status === 0;
 
 async function freePort(): Promise<number> {
@@ -46,11 +50,11 @@ export interface Dovecot {
   stop(): Promise<void>;
 }
 
-export async function startDovecot(): Promise<Dovecot> {
+export async function startDovecot(opts: { password?: string } = {}): Promise<Dovecot> {
   const dir = mkdtempSync(join(tmpdir(), 'cp-dove-'));
   chmodSync(dir, 0o755);
   const user = 'alice';
-  const password = 'imap-pass-123';
+  const password = opts.password ?? 'imap-pass-123';
   const maildir = join(dir, 'mail', user, 'Maildir');
   for (const sub of ['new', 'cur', 'tmp']) mkdirSync(join(maildir, sub), { recursive: true });
   spawnSync('chmod', ['-R', '0777', join(dir, 'mail')]);
@@ -182,6 +186,108 @@ export async function startSmtpSink(): Promise<SmtpSink> {
         const m = messages();
         if (m.length >= n) return m;
         if (Date.now() > deadline) throw new Error(`smtp sink has ${m.length}/${n} messages`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
+    async stop() {
+      await stopChild(child);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * exim as an SMTP server on 127.0.0.1:<free port>: `-C` with a generated config
+ * (spool, logs, pid and Maildir in a temp dir), in the foreground (`-bdf`). Run as
+ * root, exim gives up root for `-C` and delivers as the `Debian-exim` user;
+ * otherwise as the caller. Recipients whose local part starts with `tempfail`
+ * get a 4xx at RCPT, like a greylisting server.
+ */
+export async function startExim(): Promise<SmtpSink> {
+  const dir = mkdtempSync(join(tmpdir(), 'cp-exim-'));
+  chmodSync(dir, 0o755);
+  const port = await freePort();
+  const root = process.getuid?.() === 0;
+  const user = root ? 'Debian-exim' : String(spawnSync('id', ['-un'], { encoding: 'utf8' }).stdout).trim();
+  for (const sub of ['spool', 'log', 'mail']) mkdirSync(join(dir, sub), { mode: 0o777 });
+  for (const sub of ['spool', 'log', 'mail']) chmodSync(join(dir, sub), 0o777);
+  const conf = join(dir, 'exim.conf');
+  writeFileSync(
+    conf,
+    `primary_hostname = carapace.test
+daemon_smtp_ports = ${port}
+local_interfaces = 127.0.0.1
+spool_directory = ${dir}/spool
+log_file_path = ${dir}/log/%slog
+pid_file_path = ${dir}/exim.pid
+exim_user = ${user}
+exim_group = ${root ? 'Debian-exim' : String(spawnSync('id', ['-gn'], { encoding: 'utf8' }).stdout).trim()}
+keep_environment =
+tls_advertise_hosts =
+host_lookup =
+rfc1413_hosts =
+acl_smtp_rcpt = acl_rcpt
+begin acl
+acl_rcpt:
+  defer local_parts = ^tempfail
+  accept
+begin routers
+sink:
+  driver = accept
+  transport = store
+begin transports
+store:
+  driver = appendfile
+  directory = ${dir}/mail
+  maildir_format
+  user = ${user}
+  mode = 0644
+  envelope_to_add
+  return_path_add
+begin retry
+* * F,1m,1m
+`,
+    { mode: 0o644 },
+  );
+  const child = spawn(EXIM, ['-C', conf, '-bdf', '-q1h'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout?.on('data', (d) => (out += d));
+  child.stderr?.on('data', (d) => (out += d));
+  const log = () => {
+    try {
+      return out + readFileSync(join(dir, 'log', 'mainlog'), 'utf8');
+    } catch {
+      return out;
+    }
+  };
+  await waitFor(() => /listening for SMTP/.test(log()), 'exim', child, log);
+  const newDir = join(dir, 'mail', 'new');
+  const messages = () => {
+    let files: string[] = [];
+    try {
+      // Maildir names start `<seconds>.M<microseconds>P<pid>`: order by both, numerically.
+      const key = (f: string) => (/^(\d+)\.M(\d+)/.exec(f) ?? [0, 0, 0]).slice(1).map(Number);
+      files = readdirSync(newDir).sort((a, b) => key(a)[0] - key(b)[0] || key(a)[1] - key(b)[1]);
+    } catch {
+      return [];
+    }
+    return files.map((f) => {
+      const data = readFileSync(join(newDir, f), 'utf8');
+      const head = data.split(/\r?\n\r?\n/, 1)[0].replace(/\r?\n[ \t]+/g, ' ');
+      const from = /^Return-path: <([^>]*)>/im.exec(head)?.[1] ?? '';
+      const to = (/^Envelope-to: (.*)$/im.exec(head)?.[1] ?? '').split(',').map((a) => a.trim()).filter(Boolean);
+      return { from, to, data };
+    });
+  };
+  return {
+    port,
+    messages,
+    async waitMessages(n, timeoutMs = 10_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const m = messages();
+        if (m.length >= n) return m;
+        if (Date.now() > deadline) throw new Error(`exim delivered ${m.length}/${n} messages: ${log()}`);
         await new Promise((r) => setTimeout(r, 20));
       }
     },

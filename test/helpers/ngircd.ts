@@ -25,11 +25,11 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-export async function startNgircd(opts: { pingTimeoutSec?: number } = {}): Promise<Ngircd> {
+export async function startNgircd(opts: { pingTimeoutSec?: number; password?: string } = {}): Promise<Ngircd> {
   const dir = mkdtempSync(join(tmpdir(), 'carapace-ngircd-'));
   chmodSync(dir, 0o755); // ngircd drops to nobody after reading its config
   const port = await freePort();
-  const password = 'server-sekret';
+  const password = opts.password ?? 'server-sekret';
   const oper = { name: 'admin', password: 'oper-sekret' };
   const conf = join(dir, 'ngircd.conf');
   writeFileSync(

@@ -531,6 +531,15 @@ function compose(out, messageId, thread) {
   return headers.join('\r\n') + '\r\n\r\n' + body + '\r\n';
 }
 
+/**
+ * The kernel substitutes `{{secret:NAME}}` in our socket writes. Subject and
+ * Message-IDs come from whoever wrote the mail: a zero-width space breaks any
+ * placeholder planted there (the base64 body cannot carry one).
+ */
+function defang(text) {
+  return text.replace(/\{\{(\s*secret:)/gi, '{{\u200B$1');
+}
+
 async function smtpSend(out, messageId, thread) {
   const sc = cfg.smtp;
   let sock;
@@ -556,7 +565,7 @@ async function smtpSend(out, messageId, thread) {
     await step(`MAIL FROM:<${cfg.from}>`, [250], 'MAIL FROM');
     await step(`RCPT TO:<${out.chatId}>`, [250, 251], 'RCPT TO');
     await step('DATA', [354], 'DATA');
-    const data = compose(out, messageId, thread).replace(/\r\n\./g, '\r\n..');
+    const data = defang(compose(out, messageId, thread)).replace(/\r\n\./g, '\r\n..');
     await step(data + '.', [250], 'message');
     await s.write('QUIT\r\n').catch(() => {});
   } catch (e) {
@@ -571,7 +580,7 @@ async function send(out) {
   const key = 'sent:' + out.idempotencyKey;
   const prior = await cap().kv.get(key);
   if (prior && prior.id) return { platformMessageId: prior.id };
-  if (!/^[^\s<>@]+@[^\s<>@]+$/.test(String(out.chatId))) throw channelError(`email: not an address: ${JSON.stringify(out.chatId)}`, false);
+  if (!/^[^\s<>@{}]+@[^\s<>@{}]+$/.test(String(out.chatId))) throw channelError(`email: not an address: ${JSON.stringify(out.chatId)}`, false);
   if (!out.text) throw channelError('email: nothing to send', false);
   const domain = String(cfg.from).split('@')[1] || 'carapace.local';
   const messageId = `<${digest(out.idempotencyKey)}.${digest(out.chatId + out.idempotencyKey)}@${domain}>`;

@@ -8,7 +8,11 @@
 // isolate cannot base64 a value it never sees); the kernel substitutes both in
 // socket writes to the configured server only.
 // IRC keeps no history: what is said while the link is down is gone, which the
-// README says plainly. A send while disconnected throws `retryable`.
+// README says plainly. A send while disconnected throws `retryable`. IRC has no
+// acks either: a PRIVMSG written just before the link dies may never have been
+// read, so each send ends with a PING and resolves only on its PONG (the server
+// handles a client's lines in order); a link lost before that throws `retryable`
+// and the delivery queue sends again after the reconnect.
 
 const TOKEN_PASS = '{{secret:IRC_PASSWORD}}';
 const TOKEN_SASL = '{{secret:IRC_SASL_PLAIN}}';
@@ -29,6 +33,8 @@ let backoff = 1000;
 let bucket = { tokens: 0, at: 0 };
 let sendChain = Promise.resolve();
 let counter = 0;
+/** PING token → the send waiting for its PONG, bound to the socket it was written on. */
+const confirmations = new Map();
 
 function cap() {
   return globalThis.carapace;
@@ -205,6 +211,11 @@ async function onLine(line) {
   switch (msg.command) {
     case 'PING':
       return raw(`PONG :${msg.params[msg.params.length - 1] ?? ''}`);
+    case 'PONG': {
+      const waiter = confirmations.get(msg.params[msg.params.length - 1] ?? '');
+      if (waiter) waiter.resolve();
+      return;
+    }
     case 'CAP': {
       const sub = (msg.params[1] || '').toUpperCase();
       const list = msg.params[msg.params.length - 1] || '';
@@ -287,6 +298,10 @@ async function connect(myGen) {
     }
   });
   s.onClose((info) => {
+    // After the lines already read: a PONG just before the close still confirms its send.
+    chain = chain.then(() => {
+      for (const w of confirmations.values()) if (w.sock === s) w.reject(channelError('irc: link lost before the server confirmed the message', true, 1000));
+    });
     if (sock !== s) return;
     sock = null;
     registered = false;
@@ -341,6 +356,23 @@ function bodyBudget(target) {
   return MAX_LINE - 2 - prefix - utf8Len(` PRIVMSG ${target} :`);
 }
 
+/** Writes `line` and a PING on socket `s`; resolves when the server answers the PING; rejects (retryable) if `s` closes first. */
+async function confirmed(s, line) {
+  const token = `cp${Date.now()}-${++counter}`;
+  let settle;
+  const done = new Promise((resolve, reject) => (settle = { resolve, reject }));
+  confirmations.set(token, { sock: s, resolve: () => settle.resolve(), reject: (e) => settle.reject(e) });
+  try {
+    // No timer of its own: a server that stops answering is dropped by the silent-link
+    // check (pingIntervalMs), and the close rejects this wait.
+    // One write with the last line, so the server reads both in the same pass.
+    await s.write(`${line}\r\nPING :${token}\r\n`);
+    await done;
+  } finally {
+    confirmations.delete(token);
+  }
+}
+
 async function send(out) {
   const key = 'sent:' + out.idempotencyKey;
   const prior = await cap().kv.get(key);
@@ -353,9 +385,14 @@ async function send(out) {
   if (!sock || !registered) throw channelError('irc: not connected', true, 5000);
   const lines = splitMessage(text, bodyBudget(target));
   const run = sendChain.then(async () => {
-    for (const line of lines) {
+    const s = sock;
+    if (!s || !registered) throw channelError('irc: not connected', true, 5000);
+    for (let i = 0; i < lines.length; i++) {
       await takeToken();
-      await raw(`PRIVMSG ${target} :${line}`);
+      if (sock !== s) throw channelError('irc: link lost while sending', true, 1000);
+      const line = `PRIVMSG ${target} :${lines[i].replace(/[\r\n]/g, ' ')}`;
+      if (i < lines.length - 1) await raw(line);
+      else await confirmed(s, line);
     }
   });
   sendChain = run.catch(() => {});
