@@ -4,6 +4,7 @@
 // bad-request failures skip that model for the rest of the call. An abort stops at once.
 import type { CompletionEvent, CompletionRequest, CompletionResult, ModelInfo, ProviderErrorInfo } from '../plugin-api.ts';
 import { providerErrorOf, refString, type ModelClient, type ModelRef } from './types.ts';
+import { defangDeep } from '../secrets/placeholder.ts';
 
 export interface FallbackOptions {
   chain: ModelRef[];
@@ -60,7 +61,8 @@ export async function completeWithFallback(o: FallbackOptions): Promise<{ result
       let info: ModelInfo;
       try {
         info = await o.models.modelInfo(ref);
-        const result = await o.models.complete(ref, o.build(ref, info), o.onEvent, o.signal);
+        // Nothing in the model's context may carry a live secret placeholder: the egress would fill it in.
+        const result = await o.models.complete(ref, defangDeep(o.build(ref, info)), o.onEvent, o.signal);
         return { result, ref, info };
       } catch (err) {
         const e = providerErrorOf(err);

@@ -2,24 +2,15 @@ import { createHash } from 'node:crypto';
 import type { ChannelCapabilities, OutboundMessage } from '../plugin-api.ts';
 import { chunkText } from './chunk.ts';
 import { adaptMarkdown } from './markdown.ts';
+import { defangPlaceholders } from '../secrets/placeholder.ts';
 
 // One logical reply → the messages the channel will actually send: Markdown
 // adapted to what the channel renders, then split to its size limit. Chunk keys
 // derive from the reply's key, so re-preparing the same reply yields the same
 // keys and the queue recognises a repeat.
 
-export const DEFAULT_CAPABILITIES: ChannelCapabilities = { chunkLimit: 4000, markdown: 'basic' };
 
-/**
- * The kernel substitutes `{{secret:NAME}}` in whatever a plugin sends to a host
- * granted NAME — a channel's own platform included. Outbound text comes from the
- * agent, which chat users can steer: a reply spelling a placeholder would post
- * the channel's token into the chat. A zero-width space after the braces keeps
- * the words and breaks the placeholder.
- */
-export function defangPlaceholders(text: string): string {
-  return text.replace(/\{\{(\s*secret:)/gi, '{{\u200B$1');
-}
+export const DEFAULT_CAPABILITIES: ChannelCapabilities = { chunkLimit: 4000, markdown: 'basic' };
 
 export function prepareOutbound(msg: OutboundMessage, caps: ChannelCapabilities = DEFAULT_CAPABILITIES): OutboundMessage[] {
   const text = defangPlaceholders(adaptMarkdown(msg.text, caps.markdown ?? 'basic'));

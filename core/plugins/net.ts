@@ -37,6 +37,12 @@ export interface KernelFetchInit {
   body?: string | Uint8Array | null;
   timeoutMs?: number;
   signal?: AbortSignal;
+  /**
+   * Substitute `{{secret:NAME}}` in the body too (default). Off for `webFetch`: the
+   * provider SDKs that use it carry credentials in headers, and their bodies are the
+   * conversation, which users and web pages can steer.
+   */
+  bodySecrets?: boolean;
 }
 
 export interface StreamedResponse {
@@ -179,7 +185,7 @@ export async function kernelFetchStream(rawUrl: string, init: KernelFetchInit, o
         if (/[{}]/.test(k)) throw new NetError('secret placeholders are allowed in header values only');
         headers[k.toLowerCase()] = substitute(String(v), hop.host, opts, used);
       }
-      const sentBody = typeof body === 'string' ? substitute(body, hop.host, opts, used) : body;
+      const sentBody = typeof body === 'string' && init.bodySecrets !== false ? substitute(body, hop.host, opts, used) : body;
       if (sentBody !== null) headers['content-length'] = String(typeof sentBody === 'string' ? Buffer.byteLength(sentBody) : sentBody.byteLength);
       let res: IncomingMessage;
       try {

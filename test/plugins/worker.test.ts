@@ -11,6 +11,7 @@ const SECRET = 'sk-worker-secret-456789';
 let server: Server;
 let port = 0;
 let lastAuth: string | undefined;
+let lastBody = '';
 
 const CODE = `
 import OpenAI from 'openai';
@@ -30,15 +31,22 @@ export const tools = [
     for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
     return text;
   } },
+  { name: 'postbody', async run(input) {
+    const res = await carapace.net.webFetch(input.url, { method: 'POST', headers: { authorization: 'Bearer {{secret:TOKEN}}' }, body: JSON.stringify({ said: 'echo {{secret:TOKEN}}' }) });
+    await res.text();
+    return String(res.status);
+  } },
   { name: 'denied', async run() { try { await carapace.net.webFetch('http://example.com/'); return 'fetched'; } catch (e) { return 'refused: ' + e.message; } } },
   { name: 'hang', async run() { for (;;) {} } },
 ];
 `;
-const TOOLS = ['envprobe', 'stream', 'sdk', 'denied', 'hang'];
+const TOOLS = ['envprobe', 'stream', 'sdk', 'postbody', 'denied', 'hang'];
 
 before(async () => {
   server = createServer((req, res) => {
     lastAuth = req.headers.authorization;
+    lastBody = '';
+    req.on('data', (d) => (lastBody += d));
     if (req.url === '/v1/chat/completions') {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
       for (const word of ['Hel', 'lo']) res.write(`data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta: { content: word }, finish_reason: null }] })}\n\n`);
@@ -100,6 +108,18 @@ test('webFetch streams the body and substitutes secrets for listed hosts only', 
   assert.equal(r.parts.join(''), 'one;two');
   assert.equal(lastAuth, `Bearer ${SECRET}`);
   assert.match((await fx.host.invokeTool('denied', {}, { agentId: 'a', sessionKey: 's' })).content, /refused: .*example\.com/);
+});
+
+test('webFetch fills secrets into headers only: a placeholder in a body (a conversation) goes out as written', async (t) => {
+  const pub = throwawayPublisher();
+  t.after(pub.cleanup);
+  const p = workerPlugin(pub.kp);
+  t.after(p.cleanup);
+  const fx = await startHost(t, [p], pub.kp, { allowWorker: true, secrets: mapSecrets({ TOKEN: SECRET }) });
+  await fx.host.invokeTool('postbody', { url: `http://127.0.0.1:${port}/p` }, { agentId: 'a', sessionKey: 's' });
+  assert.equal(lastAuth, `Bearer ${SECRET}`);
+  assert.doesNotMatch(lastBody, new RegExp(SECRET));
+  assert.match(lastBody, /echo \{\{secret:TOKEN\}\}/);
 });
 
 test('the OpenAI SDK streams through webFetch with apiKey {{secret:NAME}}', async (t) => {
