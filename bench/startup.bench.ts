@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
+import { GATEWAY_NODE_FLAGS } from '../core/gateway/node-flags.ts';
 import { makeReport, percentile, treeRss, treePss, MB } from './lib.ts';
 
 const BIN = fileURLToPath(new URL('../core/cli/bin.js', import.meta.url));
@@ -19,7 +20,21 @@ const BASELINE_SRC = `require('http').createServer((q, s) => s.end('ok')).listen
 interface Started {
   child: ChildProcess;
   readyMs: number;
+  home: string;
   cleanup(): void;
+}
+
+async function loadBundledPlugins(home: string): Promise<void> {
+  const { connectOwner } = await import('../core/cli/connect.ts');
+  const { homePaths } = await import('../core/home.ts');
+  const client = await connectOwner(homePaths(home));
+  if (!client) throw new Error('the gateway did not write run/gateway.json');
+  try {
+    await client.request('tools.invoke', { tool: 'clock_now', input: {} });
+    await client.request('tools.invoke', { tool: 'memory_search', input: { query: 'warm up' } });
+  } finally {
+    client.close();
+  }
 }
 
 async function waitHealthy(url: string, child: ChildProcess): Promise<void> {
@@ -37,7 +52,7 @@ async function start(kind: 'gateway' | 'baseline'): Promise<Started> {
   const t0 = performance.now();
   const child =
     kind === 'gateway'
-      ? spawn(process.execPath, [BIN, 'start', '--home', join(base, 'home'), '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ANTHROPIC_API_KEY: '', OPENAI_API_KEY: '' } })
+      ? spawn(process.execPath, [...GATEWAY_NODE_FLAGS, BIN, 'start', '--home', join(base, 'home'), '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ANTHROPIC_API_KEY: '', OPENAI_API_KEY: '' } })
       : spawn(process.execPath, ['-e', BASELINE_SRC], { stdio: ['ignore', 'pipe', 'pipe'] });
   const port = await new Promise<number>((resolve, reject) => {
     let buf = '';
@@ -55,6 +70,7 @@ async function start(kind: 'gateway' | 'baseline'): Promise<Started> {
   return {
     child,
     readyMs,
+    home: join(base, 'home'),
     cleanup: () => {
       child.kill('SIGKILL');
       rmSync(base, { recursive: true, force: true });
@@ -80,11 +96,17 @@ for (const p of [50, 95]) {
   report({ bench: 'startup', metric: `ready_p${p}`, value: percentile(gatewayTimes, p), unit: 'ms', baseline: percentile(baselineTimes, p), samples: RUNS });
 }
 
-// Both settle side by side so machine noise hits them alike.
+// Both settle side by side so machine noise hits them alike. The gateway then has
+// its bundled plugins loaded: a tool call into an isolate (starts the sandbox
+// host process) and a memory call (starts the memory plugin's worker), as a
+// gateway in use would.
 const [gw, bare] = [await start('gateway'), await start('baseline')];
 await delay(SETTLE_MS);
 report({ bench: 'startup', metric: 'idle_rss_tree', value: treeRss(gw.child.pid!) / MB, unit: 'MB', baseline: treeRss(bare.child.pid!) / MB });
+await loadBundledPlugins(gw.home);
+await delay(SETTLE_MS);
+report({ bench: 'startup', metric: 'rss_tree_plugins_loaded', value: treeRss(gw.child.pid!) / MB, unit: 'MB', baseline: treeRss(bare.child.pid!) / MB });
 const [gwPss, barePss] = [treePss(gw.child.pid!), treePss(bare.child.pid!)];
-if (gwPss !== null && barePss !== null) report({ bench: 'startup', metric: 'idle_pss_tree', value: gwPss / MB, unit: 'MB', baseline: barePss / MB });
+if (gwPss !== null && barePss !== null) report({ bench: 'startup', metric: 'pss_tree_plugins_loaded', value: gwPss / MB, unit: 'MB', baseline: barePss / MB });
 gw.cleanup();
 bare.cleanup();

@@ -4,6 +4,7 @@ import { homedir, userInfo } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../home.ts';
+import { GATEWAY_NODE_FLAGS } from '../gateway/node-flags.ts';
 
 // Running the gateway as a per-user background service: a systemd *user* unit on
 // Linux (no root needed; with `loginctl enable-linger` it runs without a login
@@ -76,7 +77,7 @@ Wants=network-online.target
 
 [Service]
 Type=simple
-ExecStart=${sdWord(spec.node, true)} ${sdWord(spec.bin, true)} start
+ExecStart=${sdWord(spec.node, true)} ${GATEWAY_NODE_FLAGS.join(' ')} ${sdWord(spec.bin, true)} start
 Environment=${sdWord(`CARAPACE_HOME=${spec.home}`)}
 Environment="CARAPACE_COMPILE_CACHE=%C/carapace/compile-cache"
 Restart=on-failure
@@ -116,6 +117,7 @@ export function renderPlist(spec: ServiceSpec): string {
   <key>ProgramArguments</key>
   <array>
     ${s(spec.node)}
+    ${GATEWAY_NODE_FLAGS.map(s).join('\n    ')}
     ${s(spec.bin)}
     ${s('start')}
   </array>

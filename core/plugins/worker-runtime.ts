@@ -21,7 +21,7 @@ export async function loadWorkerPlugin(spec: LoadSpec, host: HostFunctions): Pro
     workerData: { id: spec.id, entry: spec.entry, dir: spec.dir, files, config: spec.config },
     env: {},
     execArgv: [],
-    resourceLimits: { maxOldGenerationSizeMb: spec.memoryMb, maxYoungGenerationSizeMb: Math.min(32, Math.max(4, spec.memoryMb / 4)), stackSizeMb: 4 },
+    resourceLimits: { maxOldGenerationSizeMb: spec.memoryMb, maxYoungGenerationSizeMb: Math.min(8, Math.max(2, spec.memoryMb / 8)), stackSizeMb: 4 },
     stdout: false,
     stderr: false,
   });

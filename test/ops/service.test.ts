@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli, BIN } from '../helpers/cli.ts';
 import { parseUnit } from '../../core/ops/service.ts';
+import { GATEWAY_NODE_FLAGS } from '../../core/gateway/node-flags.ts';
 
 function scratch(t: { after(fn: () => void): void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'carapace-service-'));
@@ -32,7 +33,10 @@ test('the systemd user unit runs node >= 24 on the carapace bin with the home se
   const home = join(scratch(t), 'state home');
   const unit = parseUnit(await renderUnit(home));
   const svc = unit.Service;
-  const [node, bin, verb] = svc.ExecStart[0].match(/"(?:[^"\\]|\\.)*"|\S+/g)!.map(unquote);
+  const [node, ...rest] = svc.ExecStart[0].match(/"(?:[^"\\]|\\.)*"|\S+/g)!.map(unquote);
+  const flags = rest.slice(0, GATEWAY_NODE_FLAGS.length);
+  const [bin, verb] = rest.slice(GATEWAY_NODE_FLAGS.length);
+  assert.deepEqual(flags, [...GATEWAY_NODE_FLAGS], "the gateway's node flags");
   assert.equal(node, process.execPath);
   assert.ok(Number(spawnSync(node, ['-p', 'process.versions.node.split(".")[0]']).stdout.toString()) >= 24);
   assert.equal(bin, BIN);
@@ -71,7 +75,7 @@ test('the launchd plist starts the gateway at load, restarts it on failure and i
   assert.match(path, /Library\/LaunchAgents\/ai\.carapace\.gateway\.plist$/);
   assert.match(text, /^<\?xml version="1.0" encoding="UTF-8"\?>\n<!DOCTYPE plist/);
   const strings = [...text.matchAll(/<string>([^<]*)<\/string>/g)].map((m) => m[1].replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&amp;/g, '&'));
-  assert.deepEqual(strings.slice(0, 5), ['ai.carapace.gateway', process.execPath, BIN, 'start', home]);
+  assert.deepEqual(strings.slice(0, 5 + GATEWAY_NODE_FLAGS.length), ['ai.carapace.gateway', process.execPath, ...GATEWAY_NODE_FLAGS, BIN, 'start', home]);
   assert.match(text, /<key>KeepAlive<\/key>\s*<dict>\s*<key>SuccessfulExit<\/key>\s*<false\/>/);
   assert.match(text, /<key>RunAtLoad<\/key>\s*<true\/>/);
   // Balanced tags: every opened element is closed in order.

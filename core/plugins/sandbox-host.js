@@ -3,55 +3,27 @@
 // plugin gets its own isolate with a memory limit; hooks are called with a
 // timeout; capability calls are relayed to the gateway as JSON over IPC, where
 // capabilities.ts decides and performs them. Started with --no-node-snapshot
-// (isolated-vm's requirement on Node >= 20).
+// (isolated-vm's requirement on Node >= 20). Plain JavaScript, so that this
+// process never loads the TypeScript stripper; its messages are typed in
+// sandbox-protocol.ts.
 
 import ivm from 'isolated-vm';
 import { readFileSync } from 'node:fs';
-
-export type ToSandbox =
-  | { t: 'load'; pid: string; code: string; filename: string; memoryMb: number; callTimeoutMs: number; cpuMsPerCall: number; maxPending: number; config: unknown }
-  | { t: 'call'; id: number; pid: string; hook: string; args: unknown[] }
-  | { t: 'capres'; pid: string; cid: number; reply: string }
-  | { t: 'unload'; pid: string };
-
-export type FromSandbox =
-  | { t: 'ready' }
-  | { t: 'loaded'; pid: string; ok: boolean; error?: string }
-  | { t: 'result'; id: number; reply: string }
-  | { t: 'cap'; pid: string; cid: number; method: string; args: string }
-  | { t: 'emit'; pid: string; method: string; args: string }
-  | { t: 'dead'; pid: string; reason: string };
 
 const BOOTSTRAP = readFileSync(new URL('./isolate-bootstrap.js', import.meta.url), 'utf8');
 const WATCHDOG_MS = 250;
 /** Rejected capability calls (over the pending cap) tolerated before the plugin is stopped as a flood. */
 const FLOOD_LIMIT = 10_000;
 
-interface Sandbox {
-  pid: string;
-  isolate: ivm.Isolate;
-  context: ivm.Context;
-  dispatch: ivm.Reference<(hook: string, argsJson: string, callId: number) => Promise<string>>;
-  callTimeoutMs: number;
-  cpuBudgetNs: bigint;
-  maxPending: number;
-  /** Capability calls relayed to the gateway and not answered yet, by the isolate's call id. */
-  pending: Set<number>;
-  overflow: number;
-  inFlight: number;
-  lastCpu: bigint;
-  dead: boolean;
-}
-
-const sandboxes = new Map<string, Sandbox>();
+const sandboxes = new Map();
 let nextCid = 1;
 
-function send(msg: FromSandbox): void {
+function send(msg) {
   if (process.connected) process.send?.(msg, undefined, undefined, () => {}); // a closing pipe is not an error here
 }
 
 /** `notify: false` when the gateway asked for it (unload, replace): a late `dead` would hit the plugin's next instance. */
-function kill(sb: Sandbox, reason: string, notify = true): void {
+function kill(sb, reason, notify = true) {
   if (sb.dead) return;
   sb.dead = true;
   sandboxes.delete(sb.pid);
@@ -66,21 +38,21 @@ function kill(sb: Sandbox, reason: string, notify = true): void {
   if (notify) send({ t: 'dead', pid: sb.pid, reason });
 }
 
-function answer(sb: Sandbox, cid: number, reply: string): void {
+function answer(sb, cid, reply) {
   if (sb.dead) return;
   sb.inFlight++;
   sb.dispatch
     .apply(undefined, ['__capres', reply, cid], { result: { promise: true, copy: true }, timeout: sb.callTimeoutMs })
-    .catch((err: Error) => {
+    .catch((err) => {
       if (!sb.dead) kill(sb, sb.isolate.isDisposed ? 'memory limit exceeded' : `callback failed: ${err.message}`);
     })
     .finally(() => sb.inFlight--);
 }
 
-function capCall(sb: Sandbox, text: string): void {
-  let cid: unknown, method: unknown, args: unknown;
+function capCall(sb, text) {
+  let cid, method, args;
   try {
-    [cid, method, args] = JSON.parse(text) as unknown[];
+    [cid, method, args] = JSON.parse(text);
   } catch {
     return kill(sb, 'malformed capability call');
   }
@@ -93,16 +65,16 @@ function capCall(sb: Sandbox, text: string): void {
   send({ t: 'cap', pid: sb.pid, cid, method, args });
 }
 
-function load(m: Extract<ToSandbox, { t: 'load' }>): void {
+function load(m) {
   const old = sandboxes.get(m.pid);
   if (old) kill(old, 'replaced', false);
   const isolate = new ivm.Isolate({ memoryLimit: Math.max(8, m.memoryMb) });
   const context = isolate.createContextSync();
-  const sb: Sandbox = {
+  const sb = {
     pid: m.pid,
     isolate,
     context,
-    dispatch: null as never,
+    dispatch: null,
     callTimeoutMs: m.callTimeoutMs,
     cpuBudgetNs: BigInt(m.cpuMsPerCall) * 1_000_000n,
     maxPending: m.maxPending,
@@ -115,7 +87,7 @@ function load(m: Extract<ToSandbox, { t: 'load' }>): void {
   try {
     // The only way out of the isolate: one fire-and-forget callback taking strings.
     const emit = new ivm.Callback(
-      (method: unknown, args: unknown) => {
+      (method, args) => {
         if (sb.dead || typeof method !== 'string' || typeof args !== 'string') return;
         if (method === '__cap') return capCall(sb, args);
         if (++sb.overflow > FLOOD_LIMIT * 10) return kill(sb, 'log/event flood');
@@ -126,21 +98,21 @@ function load(m: Extract<ToSandbox, { t: 'load' }>): void {
     sb.dispatch = context.evalClosureSync(BOOTSTRAP, [emit, JSON.stringify(m.config ?? {})], {
       result: { reference: true },
       timeout: 1000,
-    }) as Sandbox['dispatch'];
+    });
     const init = evaluatePlugin(isolate, context, m);
     sandboxes.set(m.pid, sb);
     void init
       .then((entry) =>
-        sb.dispatch.apply(undefined, ['__init', '[]', 0, entry.derefInto()] as never, { result: { promise: true, copy: true }, timeout: m.callTimeoutMs }).finally(() => entry.release()),
+        sb.dispatch.apply(undefined, ['__init', '[]', 0, entry.derefInto()], { result: { promise: true, copy: true }, timeout: m.callTimeoutMs }).finally(() => entry.release()),
       )
       .then((reply) => {
-        const r = JSON.parse(String(reply)) as { ok: boolean; error?: string };
+        const r = JSON.parse(String(reply));
         if (!r.ok) {
           kill(sb, 'failed to load');
           send({ t: 'loaded', pid: m.pid, ok: false, error: r.error });
         } else send({ t: 'loaded', pid: m.pid, ok: true });
       })
-      .catch((err: Error) => {
+      .catch((err) => {
         const error = isolate.isDisposed ? 'isolate died while loading (memory limit?)' : err.message;
         kill(sb, 'failed to load');
         send({ t: 'loaded', pid: m.pid, ok: false, error });
@@ -151,7 +123,7 @@ function load(m: Extract<ToSandbox, { t: 'load' }>): void {
     } catch {
       // ignore
     }
-    send({ t: 'loaded', pid: m.pid, ok: false, error: (err as Error).message });
+    send({ t: 'loaded', pid: m.pid, ok: false, error: (err).message });
   }
 }
 
@@ -165,14 +137,14 @@ const ES_MODULE_SYNTAX = /Unexpected token 'export'|Cannot use import statement 
  * imports anything is refused: an isolate has no files to import from.
  * Resolves to what the bootstrap's `__init` takes: the wrapper function or the namespace.
  */
-async function evaluatePlugin(isolate: ivm.Isolate, context: ivm.Context, m: Extract<ToSandbox, { t: 'load' }>): Promise<ivm.Reference> {
-  let script: ivm.Script | null = null;
+async function evaluatePlugin(isolate, context, m) {
+  let script = null;
   try {
     script = isolate.compileScriptSync(`(function (module, exports) {${m.code}\n})`, { filename: m.filename });
   } catch (err) {
-    if (!ES_MODULE_SYNTAX.test((err as Error).message)) throw err;
+    if (!ES_MODULE_SYNTAX.test((err).message)) throw err;
   }
-  if (script) return script.runSync(context, { reference: true, timeout: m.callTimeoutMs }) as ivm.Reference;
+  if (script) return script.runSync(context, { reference: true, timeout: m.callTimeoutMs });
   const mod = isolate.compileModuleSync(m.code, { filename: m.filename });
   const imports = mod.dependencySpecifiers;
   if (imports.length > 0) {
@@ -186,14 +158,14 @@ async function evaluatePlugin(isolate: ivm.Isolate, context: ivm.Context, m: Ext
   return mod.namespace;
 }
 
-async function callHook(m: Extract<ToSandbox, { t: 'call' }>): Promise<void> {
+async function callHook(m) {
   const sb = sandboxes.get(m.pid);
   if (!sb) return send({ t: 'result', id: m.id, reply: JSON.stringify({ ok: false, error: 'plugin is not loaded' }) });
   sb.inFlight++;
   const cpuStart = sb.isolate.cpuTime;
-  let timer: NodeJS.Timeout | undefined;
+  let timer;
   try {
-    const timedOut = new Promise<never>((_, reject) => {
+    const timedOut = new Promise((_, reject) => {
       timer = setTimeout(() => reject(new Error(`call timed out after ${sb.callTimeoutMs} ms`)), sb.callTimeoutMs);
     });
     const reply = await Promise.race([
@@ -208,8 +180,8 @@ async function callHook(m: Extract<ToSandbox, { t: 'call' }>): Promise<void> {
     }
     send({ t: 'result', id: m.id, reply });
   } catch (err) {
-    const reason = sb.isolate.isDisposed && !sb.dead ? 'memory limit exceeded' : /timed out|execution timed out/i.test((err as Error).message) ? 'call timeout' : 'isolate error';
-    send({ t: 'result', id: m.id, reply: JSON.stringify({ ok: false, error: sb.dead ? 'plugin stopped' : `${reason}: ${(err as Error).message}`, fatal: true }) });
+    const reason = sb.isolate.isDisposed && !sb.dead ? 'memory limit exceeded' : /timed out|execution timed out/i.test((err).message) ? 'call timeout' : 'isolate error';
+    send({ t: 'result', id: m.id, reply: JSON.stringify({ ok: false, error: sb.dead ? 'plugin stopped' : `${reason}: ${(err).message}`, fatal: true }) });
     kill(sb, reason);
   } finally {
     clearTimeout(timer);
@@ -232,8 +204,8 @@ setInterval(() => {
   }
 }, WATCHDOG_MS).unref();
 
-process.on('message', (raw: unknown) => {
-  const m = raw as ToSandbox;
+process.on('message', (raw) => {
+  const m = raw;
   switch (m.t) {
     case 'load':
       return load(m);
