@@ -16,15 +16,6 @@ export const serviceFactories: ServiceFactory[] = [
   async (ctx, registry) => (await import('./bus/server.ts')).busService(ctx, registry),
   // ui: the Control UI / WebChat page at `/`; its file server loads on the first request.
   async (ctx, registry) => (await import('./ui/service.ts')).uiService(ctx, registry),
-  // plugins: verifies manifests at construction; isolates start on first use.
-  async (ctx, registry) => {
-    const { createPluginHost } = await import('./plugins/host.ts');
-    const { kernelSecrets, kernelPluginConfig, kernelUserConfig } = await import('./runtime/services.ts');
-    const bus = registry.find<import('./kernel.ts').Service & { broker?: import('./bus/types.ts').Broker }>('bus');
-    const host = createPluginHost(ctx, { broker: bus?.broker, secrets: kernelSecrets(ctx), pluginConfig: kernelPluginConfig(ctx), userConfig: kernelUserConfig(ctx) });
-    host.discover();
-    return host;
-  },
   runtime('hooksFactory'),
 ];
 
@@ -33,6 +24,16 @@ export const serviceFactories: ServiceFactory[] = [
  * before run/gateway.json announces it: no routes of their own.
  */
 export const lateServiceFactories: ServiceFactory[] = [
+  // plugins: verifies every manifest (and hashes its files) at construction, so it
+  // comes after /healthz answers; isolates and workers start on first use.
+  async (ctx, registry) => {
+    const { createPluginHost } = await import('./plugins/host.ts');
+    const { kernelSecrets, kernelPluginConfig, kernelUserConfig } = await import('./runtime/services.ts');
+    const bus = registry.find<import('./kernel.ts').Service & { broker?: import('./bus/types.ts').Broker }>('bus');
+    const host = createPluginHost(ctx, { broker: bus?.broker, secrets: kernelSecrets(ctx), pluginConfig: kernelPluginConfig(ctx), userConfig: kernelUserConfig(ctx) });
+    host.discover();
+    return host;
+  },
   runtime('approvalsFactory'),
   runtime('schedulerFactory'),
   runtime('agentFactory'),

@@ -115,6 +115,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     const address = app.server.address();
     const actualPort = typeof address === 'object' && address ? address.port : port;
     const url = `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
+    log.info('gateway listening', { url, home: paths.root, version: VERSION });
 
     for (const factory of opts.lateServices ?? (opts.services ? [] : lateServiceFactories)) {
       const service = await factory(ctx, registry);
@@ -125,7 +126,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
 
     writeRunInfo(paths, { pid: process.pid, port: actualPort, bind, host, startedAt: ctx.startedAt, version: VERSION });
     audit.append({ actor: 'gateway', action: 'gateway.start', data: { bind, port: actualPort, version: VERSION } });
-    log.info('gateway listening', { url, home: paths.root, version: VERSION });
+    log.info('gateway ready', { url, services: registry.all().length, readyMs: clock.now() - ctx.startedAt });
 
     let stopping: Promise<void> | null = null;
     const stop = (reason = 'stop'): Promise<void> => {

@@ -1,5 +1,5 @@
 import nacl from 'tweetnacl';
-import { createHash } from 'node:crypto';
+import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { writeFileAtomic } from '../home.ts';
 
@@ -99,10 +99,35 @@ export function sign(message: string | Uint8Array, kp: KeyPair): string {
   return b64(nacl.sign.detached(bytes, kp.secretKey));
 }
 
-/** Verify a detached ed25519 signature; malformed inputs are simply "not valid". */
+// DER prefix of an Ed25519 SubjectPublicKeyInfo: the raw 32-byte key follows it.
+const ED25519_SPKI = Buffer.from('302a300506032b6570032100', 'hex');
+const keyObjects = new Map<string, KeyObject>();
+
+function publicKeyObject(raw: Uint8Array): KeyObject {
+  const id = Buffer.from(raw).toString('base64');
+  let key = keyObjects.get(id);
+  if (!key) {
+    key = createPublicKey({ key: Buffer.concat([ED25519_SPKI, raw]), format: 'der', type: 'spki' });
+    if (keyObjects.size >= 256) keyObjects.clear();
+    keyObjects.set(id, key);
+  }
+  return key;
+}
+
+/**
+ * Verify a detached ed25519 signature; malformed inputs are simply "not valid".
+ * Keys and signatures are made with tweetnacl; verification uses Node's native
+ * ed25519 (OpenSSL): the same signatures, ~50× faster with no garbage (start-up
+ * verifies every bundled manifest), and it rejects the non-canonical signatures
+ * (S ≥ L) that tweetnacl would accept.
+ */
 export function verify(message: string | Uint8Array, signatureB64: unknown, publicKey: Uint8Array): boolean {
   const sig = fromB64(signatureB64, 64);
   if (!sig || publicKey.length !== 32) return false;
-  const bytes = typeof message === 'string' ? new TextEncoder().encode(message) : message;
-  return nacl.sign.detached.verify(bytes, sig, publicKey);
+  const bytes = typeof message === 'string' ? Buffer.from(message, 'utf8') : message;
+  try {
+    return cryptoVerify(null, bytes, publicKeyObject(publicKey), sig);
+  } catch {
+    return false; // not a valid point, for instance
+  }
 }
