@@ -52,7 +52,7 @@ export class SandboxHost {
     this.#ready ??= new Promise((resolve, reject) => {
       // No secrets in its environment: the sandbox host never needs one.
       const child = fork(SANDBOX_HOST, [], {
-        execArgv: ['--no-node-snapshot', '--disable-warning=ExperimentalWarning', '--max-semi-space-size=1'],
+        execArgv: ['--no-node-snapshot', '--disable-warning=ExperimentalWarning'],
         env: { PATH: process.env.PATH ?? '' },
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
         serialization: 'json',
