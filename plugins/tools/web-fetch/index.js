@@ -159,6 +159,17 @@ async function withTimeout(promise, ms) {
   return r;
 }
 
+/**
+ * An isolate is plain V8: there is no `URL` global. Enough of a parse to refuse
+ * other schemes and credentials here; the kernel's egress parses and checks the
+ * URL in full (host, port, address) before anything connects.
+ */
+function parseUrl(text) {
+  const m = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\/([^/?#\s]*)([^\s]*)$/.exec(text.trim());
+  if (!m || m[2] === '') return null;
+  return { protocol: `${m[1].toLowerCase()}:`, hasCredentials: m[2].includes('@'), href: text.trim() };
+}
+
 export const tools = [
   {
     name: 'web_fetch',
@@ -174,14 +185,10 @@ export const tools = [
     },
     async run(input) {
       const config = cap().config ?? {};
-      let url;
-      try {
-        url = new URL(String(input?.url ?? ''));
-      } catch {
-        return err('refused: url is not a valid absolute URL');
-      }
+      const url = parseUrl(String(input?.url ?? ''));
+      if (!url) return err('refused: url is not a valid absolute URL');
       if (url.protocol !== 'http:' && url.protocol !== 'https:') return err(`refused: only http and https URLs are fetched, not ${url.protocol}`);
-      if (url.username || url.password) return err('refused: URLs with credentials are not fetched');
+      if (url.hasCredentials) return err('refused: URLs with credentials are not fetched');
       const maxChars = Math.min(Number(input.maxChars) || Number(config.maxChars) || DEFAULT_MAX_CHARS, HARD_MAX_CHARS);
       const timeoutMs = Math.min(Number(config.timeoutMs) || DEFAULT_TIMEOUT_MS, 60_000);
       let res;
