@@ -104,7 +104,7 @@ export async function models(): Promise<ModelInfo[]> {
 }
 
 export async function complete(request: CompletionRequest, onEvent: (event: CompletionEvent) => void): Promise<CompletionResult> {
-  throw new Error('not implemented');
+  throw new Error('this provider has no model API yet: call it with carapace.net.fetch and return the assistant message');
 }
 
 export const _check: ProviderPlugin = { models, complete };
