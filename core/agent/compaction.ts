@@ -27,7 +27,26 @@ export function chooseSplit(messages: StoredMessage[], keepTokens: number): numb
 }
 
 export const SUMMARY_SYSTEM =
-  'You compress conversations for an AI assistant. Write a concise summary of the conversation below that keeps every fact, decision, open task, name, number and preference the assistant will need to continue. Plain prose or bullet points; no preamble.';
+  'You compress conversations for an AI assistant. Write a concise summary of the conversation below that keeps every fact, decision, open task, name, number and preference the assistant will need to continue. Plain prose or bullet points; no preamble. ' +
+  'Then, on its own line, write "DURABLE FACTS:" followed by one "- " bullet per fact about the user or their world worth remembering for weeks (preferences, people, commitments, settled decisions), or "DURABLE FACTS: none".';
+
+const FACTS_MARK = /^\s*DURABLE FACTS:\s*(.*)$/im;
+
+/**
+ * The summariser's answer, split: the summary that replaces the old turns, and the
+ * durable facts to write to long-term memory before they leave the context.
+ */
+export function splitSummary(text: string): { summary: string; facts: string[] } {
+  const m = FACTS_MARK.exec(text);
+  if (!m) return { summary: text.trim(), facts: [] };
+  const summary = text.slice(0, m.index).trim();
+  const rest = [m[1], ...text.slice(m.index + m[0].length).split('\n')];
+  const facts = rest
+    .map((l) => l.trim().replace(/^[-*•]\s*/, '').trim())
+    .filter((l) => l !== '' && !/^none\.?$/i.test(l))
+    .slice(0, 50);
+  return { summary, facts };
+}
 
 /** Old turns as plain text for the summariser (tool payloads truncated). */
 export function renderForSummary(previousSummary: string | null, messages: ChatMessage[]): string {

@@ -8,7 +8,10 @@ import type { AuditLog } from '../audit.ts';
 import type { Logger } from '../log/logger.ts';
 import type { ChatMessage, CompletionRequest, ContentPart, ModelInfo, ToolDef, ToolResult, Usage } from '../plugin-api.ts';
 import { budgetTokens, costUsd, dayStart, estimateTokens, messageTokens } from './accounting.ts';
-import { chooseSplit, renderForSummary, SUMMARY_PREFIX, SUMMARY_SYSTEM } from './compaction.ts';
+import { chooseSplit, renderForSummary, splitSummary, SUMMARY_PREFIX, SUMMARY_SYSTEM } from './compaction.ts';
+
+/** The memory plugin's tool that appends to today's note: where durable facts go before compaction. */
+const MEMORY_FLUSH_TOOL = 'memory_write';
 import { AllModelsFailedError, completeWithFallback, RunAbortedError } from './fallback.ts';
 import { decideTool } from './policy.ts';
 import { readSkill, SKILL_READ_TOOL, skillsPrompt, type SkillInfo } from './skills.ts';
@@ -154,7 +157,17 @@ export async function runAgent(spec: RunSpec, deps: LoopDeps): Promise<RunResult
             build: (r, i) => ({ model: r.model, system: SUMMARY_SYSTEM, messages: [{ role: 'user', content: [{ type: 'text', text: renderForSummary(summary, live.slice(0, split).map((m) => m.message)) }] }], maxTokens: Math.min(4096, i.maxTokens) }),
             onEvent: () => {},
           });
-          const folded = textOf(result.message.content).trim() || summary || '';
+          const { summary: newSummary, facts } = splitSummary(textOf(result.message.content));
+          const folded = newSummary || summary || '';
+          // Facts leaving the context go to long-term memory first (best effort: a run never fails for it).
+          if (facts.length && nameToWire.has(MEMORY_FLUSH_TOOL) && !approvalNeeded.has(MEMORY_FLUSH_TOOL)) {
+            await deps.tools
+              .run(MEMORY_FLUSH_TOOL, { target: 'daily', text: facts.map((f) => `- ${f}`).join('\n') }, { agentId: spec.agentId, sessionKey: spec.sessionKey, runId: spec.runId, signal: spec.signal })
+              .then(
+                () => spec.emit('lifecycle', { phase: 'memory_flush', facts: facts.length }),
+                (err: unknown) => deps.log.warn('memory flush before compaction failed', { runId: spec.runId, error: (err as Error).message }),
+              );
+          }
           store.relaxed(() => {
             account(ref, info, result.usage);
             store.compact(spec.sessionId, live[split - 1].id, folded);

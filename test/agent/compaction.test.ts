@@ -81,3 +81,37 @@ test('compaction in the middle of a tool loop keeps each tool call paired with i
     assert.equal(results.length, uses.size);
   }
 });
+
+test('before old turns are compacted away, their durable facts are written to memory (memory_write, today\'s note)', async (t) => {
+  const fake = await startFakeAnthropic();
+  t.after(() => fake.close());
+  const written: unknown[] = [];
+  const memoryWrite: ToolImpl = { name: 'memory_write', description: 'write memory', input: { type: 'object' }, run: async (input) => (written.push(input), 'written') };
+  const kit = agentKit({ config: smallWindowConfig(fake.url), tools: [memoryWrite] });
+  t.after(kit.close);
+  fake.setDefault((req) =>
+    isSummaryRequest(req.body)
+      ? { text: 'The user plans a trip.\nDURABLE FACTS:\n- The user is vegetarian.\n- Their sister Mia lives in Osaka.' }
+      : { text: 'Noted. ' + 'x'.repeat(1000) },
+  );
+  for (let i = 0; i < 6; i++) assert.equal((await kit.agent.send({ text: `Turn ${i}: ` + 'detail '.repeat(250) }).done).status, 'done');
+  assert.ok(written.length >= 1, 'the facts were flushed');
+  assert.deepEqual(written[0], { target: 'daily', text: '- The user is vegetarian.\n- Their sister Mia lives in Osaka.' });
+  const afterSummary = fake.requests.findIndex((r) => isSummaryRequest(r.body)) + 1;
+  const next = JSON.stringify(fake.requests[afterSummary].body.messages[0]);
+  assert.match(next, /The user plans a trip\./);
+  assert.doesNotMatch(next, /DURABLE FACTS/, 'the facts section is not part of the summary');
+  assert.ok(kit.events.some((e) => e.data.phase === 'memory_flush'));
+});
+
+test('no flush when the summariser finds no durable facts', async (t) => {
+  const fake = await startFakeAnthropic();
+  t.after(() => fake.close());
+  const written: unknown[] = [];
+  const kit = agentKit({ config: smallWindowConfig(fake.url), tools: [{ name: 'memory_write', description: 'w', input: { type: 'object' }, run: async (i) => (written.push(i), 'ok') }] });
+  t.after(kit.close);
+  fake.setDefault((req) => (isSummaryRequest(req.body) ? { text: 'Small talk.\nDURABLE FACTS: none' } : { text: 'Noted. ' + 'x'.repeat(1000) }));
+  for (let i = 0; i < 6; i++) await kit.agent.send({ text: `Turn ${i}: ` + 'detail '.repeat(250) }).done;
+  assert.ok(fake.requests.some((r) => isSummaryRequest(r.body)), 'compaction happened');
+  assert.deepEqual(written, []);
+});
