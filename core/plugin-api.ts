@@ -9,8 +9,14 @@ export type JsonSchema = Record<string, unknown>;
 export interface FetchInit {
   method?: string;
   headers?: Record<string, string>;
-  /** A string body; `{{secret:NAME}}` placeholders are substituted by the kernel for allowed hosts. */
+  /** A string body, sent as written. */
   body?: string;
+  /**
+   * Substitute `{{secret:NAME}}` placeholders in the body too (for allowed hosts).
+   * Off by default: a body often carries text others can steer. Ask for it only
+   * for a body the plugin composed itself (e.g. a webhook registration).
+   */
+  secretsInBody?: boolean;
   /** Abort after this many ms (capped by the kernel). */
   timeoutMs?: number;
 }

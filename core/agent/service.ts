@@ -113,6 +113,10 @@ export function createAgentService(ctx: KernelContext, deps: AgentServiceDeps): 
   }
 
   const recoveredListeners: ((receipt: SendReceipt, origin: Record<string, unknown> | undefined) => void)[] = [];
+  // What the last process left, taken before anything can reach this service (other
+  // services start before this one, and a message accepted now is not a leftover).
+  const interrupted = store.closeInterruptedRuns(ctx.clock.now());
+  const recoverable = store.pendingInputs();
 
   const service: AgentService = {
     name: 'agent',
@@ -138,9 +142,8 @@ export function createAgentService(ctx: KernelContext, deps: AgentServiceDeps): 
     resolveAgent: (route) => resolveAgentId(ctx.config.current, route),
 
     start() {
-      const n = store.closeInterruptedRuns(ctx.clock.now());
-      if (n) ctx.log.warn('closed agent runs interrupted by the last stop', { runs: n });
-      for (const input of store.pendingInputs()) {
+      if (interrupted) ctx.log.warn('closed agent runs interrupted by the last stop', { runs: interrupted });
+      for (const input of recoverable) {
         try {
           const receipt = send({ text: input.text, sessionKey: input.sessionKey, agentId: input.agentId, runId: input.runId, origin: input.origin }, true);
           ctx.log.info('accepted message recovered after a restart', { runId: input.runId, sessionKey: input.sessionKey });
@@ -213,7 +216,8 @@ export function createAgentService(ctx: KernelContext, deps: AgentServiceDeps): 
         const idle = ctx.config.current.session.idleResetMinutes;
         const session = store.openSession(sessionKey, agentId, now, idle ? idle * 60_000 : null);
         if (session.renewed) emit('lifecycle', { phase: 'session_reset', reason: 'idle', idleResetMinutes: idle });
-        if (abort.signal.aborted) store.dropInput(runId);
+        // A user's abort forgets the message; a stopping gateway keeps it for the next start.
+        if (abort.signal.aborted && !stopping) store.dropInput(runId);
         const result = abort.signal.aborted
           ? abortedBeforeStart(runId, sessionKey, emit)
           : await runAgent(

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { ChannelCapabilities, OutboundMessage } from '../plugin-api.ts';
 import { chunkText } from './chunk.ts';
 import { adaptMarkdown } from './markdown.ts';
-import { defangPlaceholders } from '../secrets/placeholder.ts';
+import { defangPlaceholders, defangDeep } from '../secrets/placeholder.ts';
 
 // One logical reply → the messages the channel will actually send: Markdown
 // adapted to what the channel renders, then split to its size limit. Chunk keys
@@ -12,7 +12,10 @@ import { defangPlaceholders } from '../secrets/placeholder.ts';
 
 export const DEFAULT_CAPABILITIES: ChannelCapabilities = { chunkLimit: 4000, markdown: 'basic' };
 
-export function prepareOutbound(msg: OutboundMessage, caps: ChannelCapabilities = DEFAULT_CAPABILITIES): OutboundMessage[] {
+export function prepareOutbound(original: OutboundMessage, caps: ChannelCapabilities = DEFAULT_CAPABILITIES): OutboundMessage[] {
+  // Every field the agent can steer (text, thread, reply-to, media refs) is defanged:
+  // the channel's plugin sends them to a host that holds its token.
+  const msg = { ...defangDeep(original), idempotencyKey: original.idempotencyKey };
   const text = defangPlaceholders(adaptMarkdown(msg.text, caps.markdown ?? 'basic'));
   const chunks = chunkText(text, caps.chunkLimit);
   if (chunks.length <= 1) return [{ ...msg, text: chunks[0] ?? text }];

@@ -211,7 +211,7 @@ export function createHostFunctions(o: HostFunctionOptions): HostFunctions {
     },
     fetchStream: (url, init) => {
       if (closed) return Promise.reject(new Error('plugin is stopped'));
-      return kernelFetchStream(url, { ...init, bodySecrets: false }, netOpts);
+      return kernelFetchStream(url, { ...init, bodySecrets: false }, netOpts); // webFetch: headers only, always
     },
     close() {
       closed = true;

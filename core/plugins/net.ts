@@ -38,9 +38,10 @@ export interface KernelFetchInit {
   timeoutMs?: number;
   signal?: AbortSignal;
   /**
-   * Substitute `{{secret:NAME}}` in the body too (default). Off for `webFetch`: the
-   * provider SDKs that use it carry credentials in headers, and their bodies are the
-   * conversation, which users and web pages can steer.
+   * Substitute `{{secret:NAME}}` in the body too. Off unless a call asks for it
+   * (`secretsInBody`): bodies carry text that users, web pages and the model can
+   * steer, and a placeholder smuggled in there would post the secret to a host the
+   * attacker can read back. URLs and headers are written by the plugin itself.
    */
   bodySecrets?: boolean;
 }
@@ -185,7 +186,7 @@ export async function kernelFetchStream(rawUrl: string, init: KernelFetchInit, o
         if (/[{}]/.test(k)) throw new NetError('secret placeholders are allowed in header values only');
         headers[k.toLowerCase()] = substitute(String(v), hop.host, opts, used);
       }
-      const sentBody = typeof body === 'string' && init.bodySecrets !== false ? substitute(body, hop.host, opts, used) : body;
+      const sentBody = typeof body === 'string' && init.bodySecrets === true ? substitute(body, hop.host, opts, used) : body;
       if (sentBody !== null) headers['content-length'] = String(typeof sentBody === 'string' ? Buffer.byteLength(sentBody) : sentBody.byteLength);
       let res: IncomingMessage;
       try {
@@ -255,7 +256,7 @@ export async function kernelFetchStream(rawUrl: string, init: KernelFetchInit, o
 
 /** `carapace.net.fetch`: the whole (text) body, capped, with secrets scrubbed. */
 export async function kernelFetch(url: string, init: FetchInit, opts: NetOptions): Promise<FetchResult> {
-  const res = await kernelFetchStream(url, { method: init.method, headers: init.headers, body: init.body ?? null, timeoutMs: init.timeoutMs }, opts);
+  const res = await kernelFetchStream(url, { method: init.method, headers: init.headers, body: init.body ?? null, timeoutMs: init.timeoutMs, bodySecrets: init.secretsInBody === true }, opts);
   const chunks: Buffer[] = [];
   for await (const c of res.body) chunks.push(c);
   return { status: res.status, statusText: res.statusText, headers: res.headers, url: res.url, body: res.scrub(Buffer.concat(chunks).toString('utf8')) };

@@ -204,10 +204,12 @@ interface ReplyTarget {
 
 /** When the run ends, its answer goes to `target` through the durable delivery queue. */
 function deliverReply(registry: ServiceRegistry, ctx: KernelContext, receipt: SendReceipt, target: ReplyTarget): void {
-  void receipt.done.then((result) => {
-    if (!result.text || result.status === 'aborted') return;
-    registry.get<ChannelsService>('channels').send({ ...target, text: result.text, idempotencyKey: `reply:${receipt.runId}` }, { sessionKey: receipt.sessionKey });
-  }, (err: unknown) => ctx.log.error('reply to channel failed', { sessionKey: receipt.sessionKey, error: (err as Error).message }));
+  void receipt.done
+    .then((result) => {
+      if (!result.text || result.status === 'aborted') return;
+      registry.get<ChannelsService>('channels').send({ ...target, text: result.text, idempotencyKey: `reply:${receipt.runId}` }, { sessionKey: receipt.sessionKey });
+    })
+    .catch((err: unknown) => ctx.log.error('reply to channel failed', { sessionKey: receipt.sessionKey, error: (err as Error).message }));
 }
 
 /** The agent's answer to a channel message goes back to the chat it came from (or the hook's target). */

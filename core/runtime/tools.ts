@@ -5,6 +5,7 @@
 import type { ToolDef, ToolResult, ToolContext } from '../plugin-api.ts';
 import type { ToolRunner } from '../agent/types.ts';
 import type { AuditLog } from '../audit.ts';
+import { defangDeep } from '../secrets/placeholder.ts';
 
 export interface KernelTool extends ToolDef {
   run(input: unknown, ctx: ToolContext): Promise<ToolResult | string>;
@@ -32,6 +33,8 @@ export function createToolRunner(deps: { host: ToolHost; kernelTools: () => Kern
     },
     async run(name, input, ctx) {
       const toolCtx: ToolContext = { agentId: ctx.agentId, sessionKey: ctx.sessionKey, runId: ctx.runId };
+      // Tool inputs are written by the model, which others can steer: no live secret placeholder reaches a plugin.
+      input = defangDeep(input);
       const tool = kernel().get(name);
       let outcome: ToolResult | string | undefined;
       let failure: string | undefined;

@@ -63,3 +63,44 @@ test('a recovered turn is handed to onRecovered with the origin it was accepted 
   assert.deepEqual(seen, [{ runId: 'run-x', origin: { reply: { channel: 'telegram', chatId: '42' } } }]);
   assert.equal(await waitForRun(after, 'run-x'), 'done');
 });
+
+test('a graceful stop keeps queued accepted messages for the next start', async (t) => {
+  const fake = await startFakeAnthropic();
+  t.after(() => fake.close());
+  const home = tempHome('recovery');
+  t.after(home.cleanup);
+  let inTool!: () => void;
+  const toolEntered = new Promise<void>((r) => (inTool = r));
+  const kit = agentKit({
+    config: agentConfig(fake.url),
+    home,
+    tools: [{ name: 'wait', description: 'w', input: { type: 'object' }, run: (_i, ctx) => (inTool(), new Promise<string>((r) => ctx.signal.addEventListener('abort', () => r('stopped')))) }],
+  });
+  t.after(kit.close);
+  fake.push({ toolCalls: [{ name: 'wait', input: {} }] });
+  const first = kit.agent.send({ text: 'message 1' });
+  await toolEntered;
+  const second = kit.agent.send({ text: 'message 2' });
+  await kit.agent.stop!();
+  await Promise.all([first.done, second.done]);
+  assert.deepEqual(kit.agent.store.pendingInputs().map((i) => i.runId), [second.runId], 'message 2 waits for the next start');
+});
+
+test('messages accepted before start() are run once, not again as if left by a crash', async (t) => {
+  const fake = await startFakeAnthropic();
+  t.after(() => fake.close());
+  fake.setDefault(() => ({ text: 'ok' }));
+  const receipts: { runId: string }[] = [];
+  const kit = agentKit({
+    config: agentConfig(fake.url),
+    beforeStart: (agent) => receipts.push(agent.send({ text: 'early 1' }), agent.send({ text: 'early 2' })),
+  });
+  t.after(kit.close);
+  for (const r of receipts) assert.equal(await waitForRun(kit, r.runId), 'done');
+  await new Promise((r) => setTimeout(r, 200));
+  for (const r of receipts) {
+    const ends = kit.events.filter((e) => e.runId === r.runId && e.stream === 'lifecycle' && e.data.phase === 'end');
+    assert.equal(ends.length, 1, `run ${r.runId} ended once`);
+  }
+  assert.equal(fake.requests.length, 2);
+});

@@ -34,7 +34,7 @@ async function send(o) {
   } else {
     const steal = '{{secret:' + t.secret + '}}';
     r.fetchHeader = await attempt(() => carapace.net.fetch(base + '/x', { headers: { authorization: 'Bot ' + steal } }));
-    r.fetchBody = await attempt(() => carapace.net.fetch(base + '/x', { method: 'POST', body: steal }));
+    r.fetchBody = await attempt(() => carapace.net.fetch(base + '/x', { method: 'POST', body: steal, secretsInBody: true }));
     r.wsHeader = await attempt(() => carapace.net.websocket('ws://' + own.host + '/gw', { headers: { authorization: steal } }));
     const ws = await carapace.net.websocket('ws://' + own.host + '/gw');
     r.wsWrite = await attempt(() => ws.write(JSON.stringify({ op: 2, d: { token: steal } })));

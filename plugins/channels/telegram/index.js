@@ -51,6 +51,8 @@ async function call(method, params, timeoutMs) {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify(params ?? {}),
+      // Only setWebhook carries a secret (secret_token) in its body; message bodies never may.
+      secretsInBody: method === 'setWebhook',
       timeoutMs: timeoutMs ?? 30_000,
     });
   } catch (e) {
