@@ -4,6 +4,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { startBus, generateKeyPair } from '../helpers/bus.ts';
 import { CarapaceError } from '../../core/errors.ts';
 import type { BusClient } from '../../core/client/client.ts';
+import { until } from '../helpers/wait.ts';
 
 async function refused(p: Promise<unknown>): Promise<CarapaceError> {
   try {
@@ -20,9 +21,6 @@ function fakeClock(start = Date.now()) {
   return { now: () => t, advance: (ms: number) => void (t += ms) };
 }
 
-async function until(pred: () => boolean): Promise<void> {
-  while (!pred()) await delay(5);
-}
 
 test('an unknown, correctly signed device gets PAIRING_REQUIRED with a Crockford code, and operators with operator.pairing hear of it', async (t) => {
   const env = await startBus();
@@ -36,7 +34,7 @@ test('an unknown, correctly signed device gets PAIRING_REQUIRED with a Crockford
   assert.match(err.details!.code as string, /^[0-9ABCDEFGHJKMNPQRSTVWXYZ]{4}-[0-9ABCDEFGHJKMNPQRSTVWXYZ]{4}$/);
   assert.equal(typeof err.details!.requestId, 'string');
   assert.ok((err.details!.expiresAt as number) > Date.now());
-  await until(() => heard.length > 0);
+  await until('the device.pairing.requested event', () => heard.length > 0);
   assert.equal(heard[0].code, err.details!.code);
   assert.equal(heard[0].deviceId, key.id);
   const { requests } = await owner.request<{ requests: any[] }>('devices.pending');

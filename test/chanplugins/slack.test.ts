@@ -5,6 +5,7 @@ import { createSandbox, type Sandbox } from '../helpers/plugin-sandbox-stub.ts';
 import { startFakeSlack } from '../helpers/fake-slack.ts';
 import { assertInbound } from '../helpers/inbound-shape.ts';
 import type * as Slack from '../../plugins/channels/slack/index.js';
+import { until } from '../helpers/wait.ts';
 
 const ENTRY = fileURLToPath(new URL('../../plugins/channels/slack/index.js', import.meta.url));
 type Plugin = typeof Slack;
@@ -34,9 +35,6 @@ const texts = (sb: Sandbox) => sb.published.map((p) => (p.payload as { text: str
 async function inbound(sb: Sandbox, n: number) {
   return (await sb.waitForPublished('channel.inbound', n)).map(assertInbound);
 }
-async function until(cond: () => boolean) {
-  while (!cond()) await new Promise((r) => setTimeout(r, 10));
-}
 
 test('a direct message becomes a valid InboundMessage and its envelope is acknowledged', async () => {
   const { fake, sb } = await setup();
@@ -44,7 +42,7 @@ test('a direct message becomes a valid InboundMessage and its envelope is acknow
   const env = fake.event({ type: 'message', channel: 'D1', channel_type: 'im', user: 'U42', text: 'hello &amp; welcome', ts: t, team: 'T1' });
   const [m] = await inbound(sb, 1);
   assert.deepEqual(m, { channel: 'slack', account: 'T1', chatId: 'D1', chatType: 'direct', sender: { id: 'U42' }, text: 'hello & welcome', platformMessageId: `D1:${t}`, ts: Math.round(Number(t) * 1000) });
-  await until(() => fake.acked.includes(env.envelope_id));
+  await until('the envelope ack', () => fake.acked.includes(env.envelope_id));
 });
 
 test('channel mentions (<@BOT> or app_mention) set mentioned, are stripped, and the message/app_mention pair publishes once', async () => {
@@ -55,7 +53,7 @@ test('channel mentions (<@BOT> or app_mention) set mentioned, are stripped, and 
   fake.event({ type: 'message', channel: 'C1', channel_type: 'channel', user: 'U42', text: 'just people talking', ts: nextTs() });
   fake.event({ type: 'message', channel: 'C1', channel_type: 'channel', bot_id: 'B1', user: 'UBOT', text: 'my own reply', ts: nextTs() });
   const ms = await inbound(sb, 2);
-  await until(() => fake.acked.length === 4);
+  await until('4 acks', () => fake.acked.length === 4);
   assert.equal(sb.published.length, 2);
   assert.deepEqual(ms.map((m) => [m.chatType, m.text, m.mentioned]), [
     ['group', 'summarise this', true],
@@ -84,7 +82,7 @@ test('a dropped socket reconnects; envelopes missed or left unacknowledged are d
   await fake.waitConnections(2);
   fake.event({ type: 'message', channel: 'D1', channel_type: 'im', user: 'U42', text: 'four', ts: nextTs() });
   await inbound(sb, 4);
-  await until(() => fake.acked.length >= 4);
+  await until('4 acks', () => fake.acked.length >= 4);
   assert.deepEqual(texts(sb), ['one', 'two (ack lost)', 'three (while down)', 'four']);
   assert.equal(fake.opens, 2);
 });

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startFakeDiscord, type FakeDiscord } from '../helpers/fake-discord.ts';
-import { startChannelGateway, until, pairingCode } from '../helpers/channel-gateway.ts';
+import { startChannelGateway, pairingCode } from '../helpers/channel-gateway.ts';
+import { until } from '../helpers/wait.ts';
 import { TEST_SECRETS } from '../helpers/test-secrets.ts';
 
 // Discord through the whole gateway: the plugin in its isolate holds a Gateway

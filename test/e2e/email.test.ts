@@ -1,7 +1,8 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { haveDovecot, haveExim, havePythonSmtpd, startDovecot, startExim, startSmtpSink, type SmtpSink } from '../helpers/mail-servers.ts';
-import { startChannelGateway, until, pairingCode } from '../helpers/channel-gateway.ts';
+import { startChannelGateway, pairingCode } from '../helpers/channel-gateway.ts';
+import { until } from '../helpers/wait.ts';
 import { TEST_SECRETS } from '../helpers/test-secrets.ts';
 
 // E-mail through the whole gateway: the plugin in its isolate watches a real

@@ -1,7 +1,8 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { haveNgircd, startNgircd, connectHuman, type IrcHuman, type IrcLine } from '../helpers/ngircd.ts';
-import { startChannelGateway, until, pairingCode } from '../helpers/channel-gateway.ts';
+import { startChannelGateway, pairingCode } from '../helpers/channel-gateway.ts';
+import { until } from '../helpers/wait.ts';
 import { TEST_SECRETS } from '../helpers/test-secrets.ts';
 
 // IRC through the whole gateway against a real ngircd: the plugin in its isolate

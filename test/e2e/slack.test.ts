@@ -1,7 +1,8 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { startFakeSlack } from '../helpers/fake-slack.ts';
-import { startChannelGateway, until, pairingCode } from '../helpers/channel-gateway.ts';
+import { startChannelGateway, pairingCode } from '../helpers/channel-gateway.ts';
+import { until } from '../helpers/wait.ts';
 import { TEST_SECRETS } from '../helpers/test-secrets.ts';
 
 // Slack through the whole gateway: the plugin in its isolate holds a Socket Mode

@@ -8,6 +8,7 @@ import { runCli } from '../helpers/cli.ts';
 import { startFakeAnthropic } from '../helpers/fake-anthropic.ts';
 import { startFakeTelegram } from '../helpers/fake-telegram.ts';
 import { TEST_SECRETS } from '../helpers/test-secrets.ts';
+import { until } from '../helpers/wait.ts';
 
 // A chat channel through the whole gateway: the telegram plugin in its isolate
 // long-polls a loopback Bot API fake; the router asks an unknown sender to pair;
@@ -17,16 +18,6 @@ import { TEST_SECRETS } from '../helpers/test-secrets.ts';
 
 const alice = { id: 42, is_bot: false, first_name: 'Alice', username: 'alice' };
 const dm = { id: 42, type: 'private', first_name: 'Alice' };
-
-async function until<T>(what: string, probe: () => T | undefined | false, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await delay(50);
-  }
-}
 
 test('an unknown Telegram sender gets a pairing code once; after approval the agent answers in the same chat', async (t) => {
   const home = tempHome('telegram');

@@ -67,17 +67,6 @@ export async function startChannelGateway(t: TestContext, opts: { name: string; 
   };
 }
 
-/** Poll until `probe` returns something truthy (50 ms steps). */
-export async function until<T>(what: string, probe: () => T | undefined | null | false, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await delay(50);
-  }
-}
-
 /** The pairing code in the router's pairing message. */
 export function pairingCode(text: string): string {
   const code = /\b([0-9A-Z]{4}-[0-9A-Z]{4})\b/.exec(text)?.[1];

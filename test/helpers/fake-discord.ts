@@ -4,6 +4,7 @@
 // with nonce enforcement and 429 `retry_after`, `POST /channels/{id}/typing`).
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { signal } from './wait.ts';
 
 interface Session {
   id: string;
@@ -49,7 +50,7 @@ export async function startFakeDiscord(opts: { heartbeatMs?: number; token?: str
   let nextSession = 1;
   let ack = true;
   let readyCount = 0;
-  const readyWaiters = new Set<() => void>();
+  const ready = signal();
   const failures: { status: number; retryAfter?: number }[] = [];
   const nonces = new Map<string, any>();
   const sockets = new Set<WebSocket>();
@@ -65,7 +66,7 @@ export async function startFakeDiscord(opts: { heartbeatMs?: number; token?: str
   };
   const markReady = () => {
     readyCount++;
-    for (const w of readyWaiters) w();
+    ready.notify();
   };
 
   const fake: FakeDiscord = {
@@ -102,22 +103,8 @@ export async function startFakeDiscord(opts: { heartbeatMs?: number; token?: str
     failNextPost(status, retryAfterSec) {
       failures.push({ status, retryAfter: retryAfterSec });
     },
-    waitReady(count = 1, timeoutMs = 10_000) {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          if (readyCount >= count) {
-            readyWaiters.delete(check);
-            clearTimeout(t);
-            resolve();
-          }
-        };
-        const t = setTimeout(() => {
-          readyWaiters.delete(check);
-          reject(new Error(`gateway ready ${readyCount}/${count}`));
-        }, timeoutMs);
-        readyWaiters.add(check);
-        check();
-      });
+    async waitReady(count = 1, timeoutMs = 10_000) {
+      await ready.wait(() => readyCount >= count, () => `gateway ready ${readyCount}/${count}`, timeoutMs);
     },
     async close() {
       for (const s of sockets) s.terminate();

@@ -5,6 +5,7 @@
 // `auth.test` and `chat.postMessage` (bot token) with 429 `Retry-After`.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { signal } from './wait.ts';
 
 interface Envelope {
   envelope_id: string;
@@ -43,7 +44,7 @@ export async function startFakeSlack(opts: { appToken?: string; botToken?: strin
   let live: WebSocket | null = null;
   const unacked = new Map<string, Envelope>();
   const failures: { status: number; retryAfter?: number }[] = [];
-  const waiters = new Set<() => void>();
+  const connected = signal();
   const sockets = new Set<WebSocket>();
   let n = 0;
   let ts = 1_700_000_000;
@@ -83,22 +84,8 @@ export async function startFakeSlack(opts: { appToken?: string; botToken?: strin
     failNextPost(status, retryAfterSec) {
       failures.push({ status, retryAfter: retryAfterSec });
     },
-    waitConnections(count, timeoutMs = 10_000) {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          if (helloCount >= count) {
-            waiters.delete(check);
-            clearTimeout(t);
-            resolve();
-          }
-        };
-        const t = setTimeout(() => {
-          waiters.delete(check);
-          reject(new Error(`slack connections ${helloCount}/${count}`));
-        }, timeoutMs);
-        waiters.add(check);
-        check();
-      });
+    async waitConnections(count, timeoutMs = 10_000) {
+      await connected.wait(() => helloCount >= count, () => `slack connections ${helloCount}/${count}`, timeoutMs);
     },
     async close() {
       for (const s of sockets) s.terminate();
@@ -156,7 +143,7 @@ export async function startFakeSlack(opts: { appToken?: string; botToken?: strin
       ws.send(JSON.stringify(env));
     }
     helloCount++;
-    for (const w of waiters) w();
+    connected.notify();
     ws.on('message', (data) => {
       const m = JSON.parse(String(data)) as { envelope_id?: string };
       if (m.envelope_id && !loseAcks && unacked.delete(m.envelope_id)) fake.acked.push(m.envelope_id);

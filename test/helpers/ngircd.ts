@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { createServer, connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { signal } from './wait.ts';
 
 export const NGIRCD = '/usr/sbin/ngircd';
 export const haveNgircd = spawnSync(NGIRCD, ['--version']).status === 0;
@@ -125,7 +126,7 @@ export async function connectHuman(port: number, nick: string, password: string)
   const sock: Socket = connect({ host: '127.0.0.1', port });
   sock.setEncoding('utf8');
   const lines: IrcLine[] = [];
-  const waiters = new Set<() => void>();
+  const arrived = signal();
   let buf = '';
   sock.on('data', (d) => {
     buf += d;
@@ -137,7 +138,7 @@ export async function connectHuman(port: number, nick: string, password: string)
       if (l.command === 'PING') sock.write(`PONG :${l.params[0] ?? ''}\r\n`);
       lines.push(l);
     }
-    for (const w of waiters) w();
+    arrived.notify();
   });
   sock.on('error', () => {});
   await new Promise<void>((r) => sock.once('connect', () => r()));
@@ -146,22 +147,7 @@ export async function connectHuman(port: number, nick: string, password: string)
     lines,
     send: (line) => void sock.write(line + '\r\n'),
     waitFor(pred, timeoutMs = 10_000, from = 0) {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          const hit = lines.slice(from).find(pred);
-          if (hit) {
-            waiters.delete(check);
-            clearTimeout(t);
-            resolve(hit);
-          }
-        };
-        const t = setTimeout(() => {
-          waiters.delete(check);
-          reject(new Error(`${nick}: no matching line; got ${lines.map((l) => l.raw).join(' | ')}`));
-        }, timeoutMs);
-        waiters.add(check);
-        check();
-      });
+      return arrived.wait(() => lines.slice(from).find(pred), () => `${nick}: no matching line; got ${lines.map((l) => l.raw).join(' | ')}`, timeoutMs);
     },
     close: () => sock.destroy(),
   };

@@ -12,6 +12,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import WebSocket from 'ws';
 import type { CapabilityApi, ChannelPlugin, FetchInit, SocketEvents } from '../../core/plugin-api.ts';
+import { signal } from './wait.ts';
 
 export interface BusRecord {
   topic: string;
@@ -54,7 +55,7 @@ export function createSandbox(opts: SandboxOptions = {}): Sandbox {
   const logs: Sandbox['logs'] = [];
   const sleeps: number[] = [];
   const subscribers: { pattern: string; handler: (m: { topic: string; payload: unknown }) => unknown }[] = [];
-  const waiters = new Set<() => void>();
+  const published$ = signal();
   const aborts = new Set<AbortController>();
   const sockets = new Set<{ close(): void }>();
   const timers = new Set<NodeJS.Timeout>();
@@ -62,9 +63,7 @@ export function createSandbox(opts: SandboxOptions = {}): Sandbox {
   let closed = false;
 
   const subst = (s: string) => s.replace(/\{\{secret:([A-Z0-9_]+)\}\}/g, (m, name: string) => secrets[name] ?? m);
-  const notify = () => {
-    for (const w of waiters) w();
-  };
+  const notify = () => published$.notify();
 
   function socketEvents(write: (d: string) => void, close: (code?: number) => void): {
     events: SocketEvents;
@@ -273,22 +272,14 @@ export function createSandbox(opts: SandboxOptions = {}): Sandbox {
     },
     waitForPublished(topic, count, timeoutMs = 10_000) {
       const matching = () => published.filter((p) => p.topic === topic).map((p) => p.payload);
-      return new Promise((resolve, reject) => {
-        const check = () => {
+      return published$.wait(
+        () => {
           const m = matching();
-          if (m.length >= count) {
-            waiters.delete(check);
-            clearTimeout(t);
-            resolve(m);
-          }
-        };
-        const t = setTimeout(() => {
-          waiters.delete(check);
-          reject(new Error(`timed out waiting for ${count} message(s) on ${topic}; have ${matching().length}`));
-        }, timeoutMs);
-        waiters.add(check);
-        check();
-      });
+          return m.length >= count && m;
+        },
+        () => `timed out waiting for ${count} message(s) on ${topic}; have ${matching().length}`,
+        timeoutMs,
+      );
     },
     load<T>(entryFile: string): T {
       return loadPlugin<T>(entryFile, carapace);
