@@ -1,6 +1,6 @@
 // Shared by every bench: one JSON line per figure (bench.md), percentiles, RSS.
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 
 export interface Figure {
   bench: string;
@@ -72,6 +72,46 @@ export function treePss(rootPid: number): number | null {
     }
   }
   return total;
+}
+
+/**
+ * Physical memory (bytes) the process tree occupies: every resident page counted
+ * once however many of its processes map it, as the kernel would free it if the
+ * tree exited. The sum of RSS counts the node binary's pages once per process.
+ * Reads page frame numbers from /proc/PID/pagemap, which Linux reveals to root
+ * only; null otherwise.
+ */
+export function treeResidentUnique(rootPid: number): number | null {
+  const frames = new Set<bigint>();
+  for (const pid of [rootPid, ...descendants(rootPid)]) {
+    let fd: number;
+    try {
+      fd = openSync(`/proc/${pid}/pagemap`, 'r');
+    } catch {
+      return null;
+    }
+    try {
+      for (const line of readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n')) {
+        const m = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
+        if (!m || line.endsWith('[vsyscall]')) continue;
+        const [lo, hi] = [BigInt('0x' + m[1]) / 4096n, BigInt('0x' + m[2]) / 4096n];
+        const entries = Buffer.alloc(Number(hi - lo) * 8);
+        readSync(fd, entries, 0, entries.length, Number(lo * 8n));
+        for (let i = 0; i < entries.length; i += 8) {
+          const e = entries.readBigUInt64LE(i);
+          if (!(e >> 63n)) continue; // not present
+          const pfn = e & ((1n << 55n) - 1n);
+          if (pfn === 0n) return null; // frame numbers hidden: not root
+          frames.add(pfn);
+        }
+      }
+    } catch {
+      return null;
+    } finally {
+      closeSync(fd);
+    }
+  }
+  return frames.size * 4096;
 }
 
 function descendants(pid: number): number[] {

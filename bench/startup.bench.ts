@@ -1,17 +1,24 @@
 // bench/startup: spawn `carapace start` on a fresh home → first /healthz 200, and
 // the RSS of the whole process tree 10 s after ready; baseline: a bare Node http
-// server measured the same way in the same run.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+// server measured the same way in the same run. `--peer openclaw` also installs
+// the public openclaw package into a scratch directory and measures its gateway
+// the same way (spawn → /health 200, tree RSS 10 s after ready), against ours.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { parseArgs } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
 import { GATEWAY_NODE_FLAGS } from '../core/gateway/node-flags.ts';
-import { makeReport, percentile, treeRss, treePss, MB } from './lib.ts';
+import { makeReport, percentile, treeRss, treePss, treeResidentUnique, MB } from './lib.ts';
 
 const BIN = fileURLToPath(new URL('../core/cli/bin.js', import.meta.url));
 const RUNS = Number(process.env.BENCH_STARTUP_RUNS ?? 10);
+const PEER_RUNS = 3; // OpenClaw takes seconds per start
+const { peer } = parseArgs({ options: { peer: { type: 'string' } } }).values;
+if (peer !== undefined && peer !== 'openclaw') throw new Error(`--peer: only openclaw is known, not "${peer}"`);
 const SETTLE_MS = 10_000;
 const report = makeReport();
 
@@ -102,11 +109,83 @@ for (const p of [50, 95]) {
 // gateway in use would.
 const [gw, bare] = [await start('gateway'), await start('baseline')];
 await delay(SETTLE_MS);
-report({ bench: 'startup', metric: 'idle_rss_tree', value: treeRss(gw.child.pid!) / MB, unit: 'MB', baseline: treeRss(bare.child.pid!) / MB });
+const idleRss = treeRss(gw.child.pid!) / MB;
+report({ bench: 'startup', metric: 'idle_rss_tree', value: idleRss, unit: 'MB', baseline: treeRss(bare.child.pid!) / MB });
 await loadBundledPlugins(gw.home);
 await delay(SETTLE_MS);
 report({ bench: 'startup', metric: 'rss_tree_plugins_loaded', value: treeRss(gw.child.pid!) / MB, unit: 'MB', baseline: treeRss(bare.child.pid!) / MB });
 const [gwPss, barePss] = [treePss(gw.child.pid!), treePss(bare.child.pid!)];
 if (gwPss !== null && barePss !== null) report({ bench: 'startup', metric: 'pss_tree_plugins_loaded', value: gwPss / MB, unit: 'MB', baseline: barePss / MB });
+const [gwUnique, bareUnique] = [treeResidentUnique(gw.child.pid!), treeResidentUnique(bare.child.pid!)];
+if (gwUnique !== null && bareUnique !== null) report({ bench: 'startup', metric: 'resident_unique_tree_plugins_loaded', value: gwUnique / MB, unit: 'MB', baseline: bareUnique / MB });
 gw.cleanup();
 bare.cleanup();
+
+if (peer === 'openclaw') await measureOpenclaw({ readyP50: percentile(gatewayTimes, 50), idleRss });
+
+function du(path: string): number {
+  const st = lstatSync(path);
+  return st.isDirectory() ? readdirSync(path).reduce((sum, e) => sum + du(join(path, e)), 0) : st.size;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+    srv.once('error', reject);
+  });
+}
+
+/** OpenClaw's gateway on a scratch HOME, unconfigured, loopback; its own children in its process group. */
+async function startOpenclaw(dir: string): Promise<{ child: ChildProcess; readyMs: number; stop(): Promise<void> }> {
+  const port = await freePort();
+  const home = mkdtempSync(join(dir, 'home-'));
+  const t0 = performance.now();
+  const child = spawn(process.execPath, [join(dir, 'node_modules/openclaw/openclaw.mjs'), 'gateway', 'run', '--allow-unconfigured', '--bind', 'loopback', '--port', String(port)], {
+    stdio: 'ignore',
+    detached: true,
+    env: { ...process.env, HOME: home, ANTHROPIC_API_KEY: '', OPENAI_API_KEY: '' },
+  });
+  const deadline = t0 + 120_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`openclaw exited with ${child.exitCode}`);
+    if (performance.now() > deadline) throw new Error('openclaw did not answer /health within 120 s');
+    if (await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false)) break;
+    await delay(20);
+  }
+  const readyMs = performance.now() - t0;
+  return {
+    child,
+    readyMs,
+    stop: async () => {
+      const exited = new Promise((r) => child.once('exit', r));
+      process.kill(-child.pid!, 'SIGKILL');
+      await exited;
+    },
+  };
+}
+
+async function measureOpenclaw(ours: { readyP50: number; idleRss: number }): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'carapace-bench-peer-'));
+  try {
+    execFileSync('npm', ['install', '--prefix', dir, 'openclaw', '--omit=dev', '--no-audit', '--no-fund', '--loglevel=error'], { stdio: 'inherit' });
+    const version = (JSON.parse(readFileSync(join(dir, 'node_modules/openclaw/package.json'), 'utf8')) as { version: string }).version;
+    process.stderr.write(`peer: openclaw ${version}\n`);
+    report({ bench: 'startup', metric: 'peer_openclaw_node_modules', value: du(join(dir, 'node_modules')) / MB, unit: 'MB', baseline: null });
+    const times: number[] = [];
+    for (let i = 0; i < PEER_RUNS; i++) {
+      const oc = await startOpenclaw(dir);
+      times.push(oc.readyMs);
+      await oc.stop();
+    }
+    report({ bench: 'startup', metric: 'peer_openclaw_ready_p50', value: percentile(times, 50), unit: 'ms', baseline: ours.readyP50, samples: PEER_RUNS });
+    const oc = await startOpenclaw(dir);
+    await delay(SETTLE_MS);
+    report({ bench: 'startup', metric: 'peer_openclaw_idle_rss_tree', value: treeRss(oc.child.pid!) / MB, unit: 'MB', baseline: ours.idleRss });
+    await oc.stop();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

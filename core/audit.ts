@@ -1,9 +1,9 @@
-import { createHash, createPrivateKey, sign as cryptoSign, type KeyObject } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import type { Db } from './store/db.ts';
 import { redact } from './log/redact.ts';
 import { writeFileAtomic, type HomePaths } from './home.ts';
-import { b64, loadOrCreateKey, readKeyFile, verify as verifySig, type KeyPair } from './identity/keys.ts';
+import { loadOrCreateKey, readKeyFile, sign, verify as verifySig, type KeyPair } from './identity/keys.ts';
 
 // The append-only, hash-chained audit log. This module is the only writer of the
 // `audit` table. Each row's hash covers the previous row's hash, so editing or
@@ -83,25 +83,11 @@ function readHead(path: string): HeadFile | null | 'corrupt' {
   }
 }
 
-// Signing runs on every append: node:crypto's native ed25519 takes ~0.05 ms where
-// tweetnacl's pure JS takes ~3 ms. Same key, same (deterministic) signature.
-const PKCS8_ED25519_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
-const nativeKeys = new WeakMap<KeyPair, KeyObject>();
-
-function signHead(message: string, key: KeyPair): string {
-  let k = nativeKeys.get(key);
-  if (!k) {
-    k = createPrivateKey({ key: Buffer.concat([PKCS8_ED25519_PREFIX, key.secretKey.subarray(0, 32)]), format: 'der', type: 'pkcs8' });
-    nativeKeys.set(key, k);
-  }
-  return b64(cryptoSign(null, Buffer.from(message), k));
-}
-
 function writeHead(anchor: AuditAnchor, seq: number, hash: string): void {
   const current = readHead(anchor.path);
   // Another writer already anchored a later row: keep theirs (the head never moves back).
   if (current && current !== 'corrupt' && current.seq >= seq) return;
-  const head: HeadFile = { v: 1, seq, hash, gatewayId: anchor.key.id, sig: signHead(headMessage(seq, hash), anchor.key) };
+  const head: HeadFile = { v: 1, seq, hash, gatewayId: anchor.key.id, sig: sign(headMessage(seq, hash), anchor.key) };
   writeFileAtomic(anchor.path, JSON.stringify(head) + '\n', 0o600);
 }
 

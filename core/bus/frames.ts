@@ -1,7 +1,8 @@
 // Wire frames of protocol v1 (protocol.md "Frames"): the strict text → JSON step
 // and the ajv validators, compiled once at import. Nothing reads a frame before
 // it has passed through here.
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { ErrorObject, ValidateFunction } from 'ajv';
+import { kernelAjv } from '../schema.ts';
 import { CarapaceError } from '../errors.ts';
 
 export const PROTOCOL_VERSION = 1;
@@ -124,7 +125,7 @@ export const connectParamsSchema = {
   additionalProperties: false,
 } as const;
 
-export const ajv = new Ajv({ allErrors: false, strict: true, allowUnionTypes: true });
+const ajv = kernelAjv;
 export const validateReqFrame = ajv.compile<ReqFrame>(reqFrameSchema);
 export const validateResFrame = ajv.compile<ResFrame>(resFrameSchema);
 export const validateEventFrame = ajv.compile<EventFrame>(eventFrameSchema);

@@ -2,7 +2,8 @@
 // methods here (through the bus service) without touching bus code. The only
 // writer of bus_method_results: results of calls that carried an idempotencyKey,
 // so a retry after a reconnect gets the first result instead of a second effect.
-import { Ajv, type ValidateFunction } from 'ajv';
+import type { ValidateFunction } from 'ajv';
+import { kernelAjv } from '../schema.ts';
 import { CarapaceError } from '../errors.ts';
 import { check } from './frames.ts';
 import { hasScope } from './devices.ts';
@@ -37,9 +38,7 @@ export interface BusMethods extends MethodRegistry {
 
 export function createMethodRegistry(deps: { db: Db; clock: Clock }): BusMethods {
   const methods = new Map<string, Entry>();
-  // Methods are registered by many services; strict mode would reject their looser schemas' vocabulary.
-  const ajv = new Ajv({ allErrors: false, strict: false, allowUnionTypes: true });
-  const validateKey = ajv.compile(idempotencyKeySchema);
+  const validateKey = kernelAjv.compile(idempotencyKeySchema);
   const getResult = deps.db.prepare('SELECT result FROM bus_method_results WHERE device_id = ? AND method = ? AND idem_key = ?');
   const putResult = deps.db.prepare('INSERT OR IGNORE INTO bus_method_results (device_id, method, idem_key, result, created_at) VALUES (?, ?, ?, ?, ?)');
   const prune = deps.db.prepare('DELETE FROM bus_method_results WHERE created_at < ?');
@@ -59,7 +58,7 @@ export function createMethodRegistry(deps: { db: Db; clock: Clock }): BusMethods
       if (methods.has(name)) throw new Error(`bus method ${name} registered twice`);
       if (!/^[a-z][A-Za-z0-9]*(\.[a-z][A-Za-z0-9]*){0,4}$/.test(name)) throw new Error(`bad bus method name ${name}`);
       const schema = withKeyProperty(def.params);
-      methods.set(name, { def: def as unknown as MethodDef<never, unknown>, validate: schema ? ajv.compile(schema) : null, storeResults: !opts.handlerIdempotency });
+      methods.set(name, { def: def as unknown as MethodDef<never, unknown>, validate: schema ? kernelAjv.compile(schema) : null, storeResults: !opts.handlerIdempotency });
     },
     has: (name) => methods.has(name),
     names: () => [...methods.keys()].sort(),

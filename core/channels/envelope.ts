@@ -1,4 +1,5 @@
-import { Ajv, type ErrorObject } from 'ajv';
+import type { ErrorObject } from 'ajv';
+import { kernelAjv } from '../schema.ts';
 import { CarapaceError } from '../errors.ts';
 import type { InboundMessage, OutboundMessage } from '../plugin-api.ts';
 
@@ -73,7 +74,7 @@ export const outboundSchema = {
   additionalProperties: false,
 } as const;
 
-const ajv = new Ajv({ allErrors: false, strict: true, allowUnionTypes: true });
+const ajv = kernelAjv;
 const checkInbound = ajv.compile<InboundMessage>(inboundSchema);
 const checkOutbound = ajv.compile<OutboundMessage>(outboundSchema);
 

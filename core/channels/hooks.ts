@@ -1,6 +1,5 @@
 import { createHash, createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { Ajv } from 'ajv';
 import type { Config } from '../config/config.ts';
 import type { Db } from '../store/db.ts';
 import type { Clock } from '../clock.ts';
@@ -8,6 +7,7 @@ import type { Logger } from '../log/logger.ts';
 import type { AuditLog } from '../audit.ts';
 import type { Service } from '../kernel.ts';
 import { CarapaceError, ERROR_CODES, toWireError } from '../errors.ts';
+import { kernelAjv } from '../schema.ts';
 import { resolveCredential, type SecretsSource } from '../secrets/source.ts';
 import { isValidSessionKey } from '../sessions/session-key.ts';
 import type { DispatchFn } from './router.ts';
@@ -53,7 +53,7 @@ const bodySchema = {
   required: ['text'],
   additionalProperties: false,
 } as const;
-const checkBody = new Ajv({ strict: true }).compile<{ text: string; id?: string }>(bodySchema);
+const checkBody = kernelAjv.compile<{ text: string; id?: string }>(bodySchema);
 
 const sha = (s: string | Buffer): Buffer => createHash('sha256').update(s).digest();
 

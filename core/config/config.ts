@@ -1,4 +1,5 @@
-import { Ajv, type ErrorObject } from 'ajv';
+import type { ErrorObject } from 'ajv';
+import { kernelAjv } from '../schema.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { configSchema } from './schema.ts';
 import { writeFileAtomic } from '../home.ts';
@@ -96,8 +97,7 @@ export class ConfigError extends Error {
   }
 }
 
-const ajv = new Ajv({ allErrors: false, strict: true, allowUnionTypes: true });
-const validateConfigShape = ajv.compile(configSchema);
+const validateConfigShape = kernelAjv.compile(configSchema);
 
 function describe(err: ErrorObject): ConfigError {
   const path = err.instancePath || '/';

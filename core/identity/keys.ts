@@ -1,5 +1,4 @@
-import nacl from 'tweetnacl';
-import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, randomBytes, sign as cryptoSign, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { writeFileAtomic } from '../home.ts';
 
@@ -45,13 +44,32 @@ export function fromB64(text: unknown, length: number): Uint8Array | null {
   return new Uint8Array(bytes);
 }
 
+// Ed25519 runs on Node's native implementation (OpenSSL): tweetnacl's pure JS takes
+// ~3–8 ms per key derivation or signature and leaves garbage behind (start-up
+// derives the gateway key; the audit log signs on every append). Same keys, same
+// (deterministic) signatures; secretKey keeps tweetnacl's layout, seed ‖ public key.
+const PKCS8_ED25519_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+// DER prefix of an Ed25519 SubjectPublicKeyInfo: the raw 32-byte key follows it.
+const ED25519_SPKI = Buffer.from('302a300506032b6570032100', 'hex');
+const privateKeys = new WeakMap<KeyPair, KeyObject>();
+
+function privateKeyObject(seed: Uint8Array): KeyObject {
+  return createPrivateKey({ key: Buffer.concat([PKCS8_ED25519_PREFIX, seed]), format: 'der', type: 'pkcs8' });
+}
+
 export function keyPairFromSeed(seed: Uint8Array): KeyPair {
-  const kp = nacl.sign.keyPair.fromSeed(seed);
-  return { id: deviceIdOf(kp.publicKey), publicKey: kp.publicKey, secretKey: kp.secretKey, publicKeyB64: b64(kp.publicKey) };
+  const key = privateKeyObject(seed);
+  const publicKey = new Uint8Array(createPublicKey(key).export({ format: 'der', type: 'spki' }).subarray(ED25519_SPKI.length));
+  const secretKey = new Uint8Array(64);
+  secretKey.set(seed);
+  secretKey.set(publicKey, 32);
+  const kp: KeyPair = { id: deviceIdOf(publicKey), publicKey, secretKey, publicKeyB64: b64(publicKey) };
+  privateKeys.set(kp, key);
+  return kp;
 }
 
 export function generateKeyPair(): KeyPair {
-  return keyPairFromSeed(nacl.randomBytes(32));
+  return keyPairFromSeed(randomBytes(32));
 }
 
 export function toKeyFile(kp: KeyPair): KeyFile {
@@ -95,12 +113,14 @@ export function fileMode(path: string): number {
 }
 
 export function sign(message: string | Uint8Array, kp: KeyPair): string {
-  const bytes = typeof message === 'string' ? new TextEncoder().encode(message) : message;
-  return b64(nacl.sign.detached(bytes, kp.secretKey));
+  let key = privateKeys.get(kp);
+  if (!key) {
+    key = privateKeyObject(kp.secretKey.subarray(0, 32));
+    privateKeys.set(kp, key);
+  }
+  return b64(cryptoSign(null, typeof message === 'string' ? Buffer.from(message, 'utf8') : message, key));
 }
 
-// DER prefix of an Ed25519 SubjectPublicKeyInfo: the raw 32-byte key follows it.
-const ED25519_SPKI = Buffer.from('302a300506032b6570032100', 'hex');
 const keyObjects = new Map<string, KeyObject>();
 
 function publicKeyObject(raw: Uint8Array): KeyObject {
@@ -116,10 +136,8 @@ function publicKeyObject(raw: Uint8Array): KeyObject {
 
 /**
  * Verify a detached ed25519 signature; malformed inputs are simply "not valid".
- * Keys and signatures are made with tweetnacl; verification uses Node's native
- * ed25519 (OpenSSL): the same signatures, ~50× faster with no garbage (start-up
- * verifies every bundled manifest), and it rejects the non-canonical signatures
- * (S ≥ L) that tweetnacl would accept.
+ * Native verification also rejects the non-canonical signatures (S ≥ L) that
+ * tweetnacl would accept.
  */
 export function verify(message: string | Uint8Array, signatureB64: unknown, publicKey: Uint8Array): boolean {
   const sig = fromB64(signatureB64, 64);

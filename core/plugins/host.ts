@@ -10,7 +10,7 @@
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Ajv, type ValidateFunction } from 'ajv';
+import { checkToolInput } from './tool-input.ts';
 import { CarapaceError } from '../errors.ts';
 import type { KernelContext, Service } from '../kernel.ts';
 import type { Logger } from '../log/logger.ts';
@@ -93,10 +93,7 @@ interface Entry {
   failureTimes: number[];
   lastError?: string;
   timer: NodeJS.Timeout | null;
-  inputValidators: Map<string, ValidateFunction>;
 }
-
-const toolAjv = new Ajv({ strict: false, allErrors: false });
 
 function scrub(text: string): string {
   return redactString(text, secretValues());
@@ -165,7 +162,7 @@ export class PluginHost implements Service {
   }
 
   #verify(loc: PluginLocation): Entry {
-    const entry: Entry = { loc, verified: null, refusal: null, state: 'stopped', instance: null, hostFns: null, starting: null, restarts: 0, failureTimes: [], timer: null, inputValidators: new Map() };
+    const entry: Entry = { loc, verified: null, refusal: null, state: 'stopped', instance: null, hostFns: null, starting: null, restarts: 0, failureTimes: [], timer: null };
     try {
       let text: string;
       try {
@@ -451,16 +448,7 @@ export class PluginHost implements Service {
   async invokeTool(name: string, input: unknown, ctx: ToolContext): Promise<ToolResult> {
     const t = this.#tools.get(name);
     if (!t) throw new CarapaceError('NOT_FOUND', `no tool ${name}`);
-    const e = this.#entry(t.pluginId);
-    let validate = e.inputValidators.get(name);
-    if (!validate) {
-      validate = toolAjv.compile(t.def.input);
-      e.inputValidators.set(name, validate);
-    }
-    if (!validate(input)) {
-      const err = validate.errors![0];
-      throw new CarapaceError('INVALID_REQUEST', `input for tool ${name} is invalid at "${err.instancePath}": ${err.message}`);
-    }
+    checkToolInput(name, t.def.input, input);
     try {
       const r = (await this.#call(t.pluginId, 'tool', [name, input, ctx])) as ToolResult | null;
       if (!r || typeof r !== 'object' || typeof r.content !== 'string') return { content: JSON.stringify(r ?? null) };

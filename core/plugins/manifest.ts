@@ -4,6 +4,7 @@
 // between "checked" and "loaded" for a file to change.
 
 import { Ajv } from 'ajv';
+import { kernelAjv } from '../schema.ts';
 import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -76,8 +77,7 @@ export class PluginRefusedError extends Error {
 
 // ---------------------------------------------------------------- schema
 
-const ajv = new Ajv({ allErrors: false, strict: true, allowUnionTypes: true });
-const validateManifestShape = ajv.compile(manifestSchema);
+const validateManifestShape = kernelAjv.compile(manifestSchema);
 
 /** Parse and schema-check manifest text; throws `schema` refusals with a JSON pointer. */
 export function parseManifest(text: string): Manifest {

@@ -4,8 +4,7 @@
 // re-checked hop by hop, `{{secret:NAME}}` substituted only for hosts listed for
 // that secret, and the substituted values scrubbed from whatever comes back.
 
-import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import type { IncomingMessage } from 'node:http';
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP, type LookupFunction } from 'node:net';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
@@ -16,6 +15,11 @@ import type { SecretsSource } from '../secrets/source.ts';
 import { isPrivateAddress } from './addresses.ts';
 import { redactString } from '../log/redact.ts';
 import type { FetchInit, FetchResult } from '../plugin-api.ts';
+
+// Not `import ... from 'node:http'`: an ES module namespace of node:http reads its
+// lazy WebSocket getter, which loads undici (~3 MB) into a gateway that never uses it.
+const { request: httpRequest } = process.getBuiltinModule('node:http');
+const { request: httpsRequest } = process.getBuiltinModule('node:https');
 
 export const PLACEHOLDER = /\{\{secret:([A-Z][A-Z0-9_]{0,63})\}\}/g;
 const MAX_REDIRECTS = 5;

@@ -9,6 +9,15 @@
 
 import ivm from 'isolated-vm';
 import { readFileSync } from 'node:fs';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+
+// A collector for when the gateway goes idle, taken before any isolate exists and
+// the flag put back at once: an isolate created under --expose-gc gets a `gc`
+// global, and plugins have no business forcing collections.
+v8.setFlagsFromString('--expose-gc');
+const collectGarbage = vm.runInNewContext('gc');
+v8.setFlagsFromString('--no-expose-gc');
 
 const BOOTSTRAP = readFileSync(new URL('./isolate-bootstrap.js', import.meta.url), 'utf8');
 const WATCHDOG_MS = 250;
@@ -222,6 +231,9 @@ process.on('message', (raw) => {
       if (sb) kill(sb, 'unloaded', false);
       return;
     }
+    case 'gc':
+      collectGarbage({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+      return;
   }
 });
 process.on('disconnect', () => process.exit(0));

@@ -5,7 +5,9 @@ export type ToSandbox =
   | { t: 'load'; pid: string; code: string; filename: string; memoryMb: number; callTimeoutMs: number; cpuMsPerCall: number; maxPending: number; config: unknown }
   | { t: 'call'; id: number; pid: string; hook: string; args: unknown[] }
   | { t: 'capres'; pid: string; cid: number; reply: string }
-  | { t: 'unload'; pid: string };
+  | { t: 'unload'; pid: string }
+  /** The gateway went idle: collect this process's garbage. */
+  | { t: 'gc' };
 
 export type FromSandbox =
   | { t: 'ready' }

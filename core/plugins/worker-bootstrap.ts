@@ -3,6 +3,8 @@
 // the hashed copies and refuses unlisted ones), installs `carapace` — the same
 // capability API as in an isolate, over the MessagePort — plus
 // `carapace.net.webFetch`, a WHATWG fetch performed by the kernel.
+// The gateway starts it from a data: URL, types stripped (strip-types.ts), so it
+// must not import anything relative to itself.
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { registerHooks } from 'node:module';
@@ -14,19 +16,18 @@ interface Boot {
   dir: string;
   files: Record<string, string>;
   config: Record<string, unknown>;
+  kernelParent: string;
 }
 
 const boot = workerData as Boot;
 const port = parentPort!;
 const base = pathToFileURL(boot.dir.endsWith('/') ? boot.dir : boot.dir + '/').href;
 
-// Bare imports (the provider SDKs) resolve from Carapace's own node_modules, wherever the plugin is installed.
-const kernelParent = new URL('../../package.json', import.meta.url).href;
 
 registerHooks({
   resolve(specifier, context, nextResolve) {
     if (context.parentURL?.startsWith(base) && !/^(\.|\/|[a-z][a-z0-9+.-]*:)/i.test(specifier)) {
-      return nextResolve(specifier, { ...context, parentURL: kernelParent });
+      return nextResolve(specifier, { ...context, parentURL: boot.kernelParent });
     }
     return nextResolve(specifier, context);
   },
@@ -34,7 +35,8 @@ registerHooks({
     if (url.startsWith(base)) {
       const rel = decodeURIComponent(url.slice(base.length).split(/[?#]/)[0]);
       if (!Object.hasOwn(boot.files, rel)) throw new Error(`plugin ${boot.id}: ${rel} is not listed in the manifest's files`);
-      const format = rel.endsWith('.cjs') ? 'commonjs' : rel.endsWith('.ts') ? 'module-typescript' : 'module';
+      // The gateway sent TypeScript already stripped (strip-types.ts).
+      const format = /\.c[jt]s$/.test(rel) ? 'commonjs' : rel.endsWith('.json') ? 'json' : 'module';
       return { format, source: boot.files[rel], shortCircuit: true };
     }
     return nextLoad(url, context);
@@ -277,9 +279,14 @@ port.on('message', (m: { t: string; [k: string]: unknown }) => {
       f?.controller?.close();
       return;
     }
+    case 'gc':
+      // The gateway went idle (core/gateway/memory-reducer.ts); `gc` exists when its node flags expose it.
+      (globalThis as { gc?: (o: object) => void }).gc?.({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+      return;
     case 'fetch-error':
       fetches.get(m.fid as number)?.fail(Object.assign(new TypeError(`fetch failed: ${String(m.error)}`), { cause: new Error(String(m.error)) }));
       return;
   }
 });
 port.postMessage({ t: 'ready' });
+setTimeout(() => { const g = (globalThis as any).gc; if (g) g({ type: 'major', execution: 'sync', flavor: 'last-resort' }); }, 6000).unref();

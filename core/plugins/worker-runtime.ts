@@ -5,20 +5,28 @@
 // manifests get here (manifest.ts refuses the rest).
 
 import { Worker } from 'node:worker_threads';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
 import type { HostFunctions } from './host-functions.ts';
 import { PluginCallError, errorInfo, type LoadSpec, type PluginInstance } from './runtime.ts';
 import { redactString } from '../log/redact.ts';
 import { secretValues } from '../secrets/known.ts';
+import { isTypeScript, stripTypes } from './strip-types.ts';
+import { addIdleCollector } from '../gateway/memory-reducer.ts';
 
-const BOOTSTRAP = fileURLToPath(new URL('./worker-bootstrap.ts', import.meta.url));
+const BOOTSTRAP = new URL('./worker-bootstrap.ts', import.meta.url);
+/** Bare imports in a plugin (the provider SDKs) resolve from Carapace's own node_modules. */
+const KERNEL_PARENT = new URL('../../package.json', import.meta.url).href;
 const MAX_FETCHES = 32;
 
 export async function loadWorkerPlugin(spec: LoadSpec, host: HostFunctions): Promise<PluginInstance> {
+  // The thread gets JavaScript only (strip-types.ts says why): the bootstrap as a data: URL, the plugin's files stripped.
   const files: Record<string, string> = {};
   for (const [name, bytes] of spec.files) files[name] = bytes.toString('utf8');
-  const worker = new Worker(BOOTSTRAP, {
-    workerData: { id: spec.id, entry: spec.entry, dir: spec.dir, files, config: spec.config },
+  const ts = Object.keys(files).filter(isTypeScript);
+  const [bootstrap, ...js] = await stripTypes([readFileSync(BOOTSTRAP, 'utf8'), ...ts.map((n) => files[n])]);
+  ts.forEach((name, i) => (files[name] = js[i]));
+  const worker = new Worker(new URL(`data:text/javascript,${encodeURIComponent(bootstrap)}`), {
+    workerData: { id: spec.id, entry: spec.entry, dir: spec.dir, files, config: spec.config, kernelParent: KERNEL_PARENT },
     env: {},
     execArgv: [],
     resourceLimits: { maxOldGenerationSizeMb: spec.memoryMb, maxYoungGenerationSizeMb: Math.min(8, Math.max(2, spec.memoryMb / 8)), stackSizeMb: 4 },
@@ -33,9 +41,11 @@ export async function loadWorkerPlugin(spec: LoadSpec, host: HostFunctions): Pro
   let nextId = 1;
   let exited = false;
 
+  const removeCollector = addIdleCollector(() => worker.postMessage({ t: 'gc' }));
   const die = (reason: string) => {
     if (exited) return;
     exited = true;
+    removeCollector();
     for (const c of calls.values()) {
       clearTimeout(c.timer);
       c.reject(new PluginCallError(`plugin ${spec.id} stopped: ${reason}`, true));
@@ -141,6 +151,7 @@ export async function loadWorkerPlugin(spec: LoadSpec, host: HostFunctions): Pro
     async stop() {
       if (exited) return;
       exited = true;
+      removeCollector();
       for (const c of calls.values()) clearTimeout(c.timer);
       for (const d of deliveries.values()) d();
       deliveries.clear();

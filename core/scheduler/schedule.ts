@@ -1,5 +1,14 @@
-import { CronExpressionParser } from 'cron-parser';
+import { createRequire } from 'node:module';
+import type { CronExpressionParser } from 'cron-parser';
 import { CarapaceError } from '../errors.ts';
+
+// Loaded on the first cron expression: cron-parser brings luxon (~3 MB of heap),
+// which a gateway without cron jobs never needs.
+const require = createRequire(import.meta.url);
+let cronParser: typeof CronExpressionParser | null = null;
+function cron(): typeof CronExpressionParser {
+  return (cronParser ??= (require('cron-parser') as typeof import('cron-parser')).CronExpressionParser);
+}
 
 // When a job runs next. Three kinds: a five-field cron expression in an IANA
 // time zone, a one-shot `at`, and a fixed interval `every` anchored at creation
@@ -35,7 +44,7 @@ export function checkCronExpr(expr: string, tz: string | null): void {
   // cron-parser also takes 6 fields (seconds) and quietly pads 4; the contract is five.
   if (fields.length !== 5) throw invalid(`cron expression "${expr}" must have exactly five fields (minute hour day month weekday)`);
   try {
-    CronExpressionParser.parse(expr, { tz: tz ?? 'UTC', strict: false }).next();
+    cron().parse(expr, { tz: tz ?? 'UTC', strict: false }).next();
   } catch (err) {
     throw invalid(`cron expression "${expr}" is not valid: ${(err as Error).message}`);
   }
@@ -72,7 +81,7 @@ export function nextRun(s: Schedule, after: number): number | null {
       return anchor + (Math.floor((after - anchor) / every) + 1) * every;
     }
     case 'cron': {
-      const it = CronExpressionParser.parse(s.expr ?? '', { currentDate: new Date(after), tz: s.tz ?? 'UTC' });
+      const it = cron().parse(s.expr ?? '', { currentDate: new Date(after), tz: s.tz ?? 'UTC' });
       const t = it.next().getTime();
       return t > after ? t : it.next().getTime();
     }

@@ -6,13 +6,19 @@ import { memoryFixture, dailyName } from './helpers.ts';
 import { createMemoryTools, type MemoryTool } from '../../plugins/memory/hybrid/tools.ts';
 import { flushFacts } from '../../plugins/memory/hybrid/files.ts';
 import type { ToolResult } from '../../core/plugin-api.ts';
+import { checkToolInput } from '../../core/plugins/tool-input.ts';
 
 const ctx = { agentId: 'main', sessionKey: 'agent:main:main' };
 
 function toolsFor(f: ReturnType<typeof memoryFixture>) {
   const idx = f.open();
   const tools = createMemoryTools({ index: async () => idx });
-  const call = async (name: string, input: unknown) => (await tools.find((t: MemoryTool) => t.name === name)!.run(input, ctx)) as ToolResult;
+  // As the kernel calls a tool: its input checked against the declared schema first.
+  const call = async (name: string, input: unknown) => {
+    const tool = tools.find((t: MemoryTool) => t.name === name)!;
+    checkToolInput(name, tool.input, input);
+    return (await tool.run(input, ctx)) as ToolResult;
+  };
   return { idx, call };
 }
 
@@ -75,20 +81,17 @@ test('memory_get and memory_write refuse paths outside the memory files, includi
   assert.equal(existsSync(join(f.base, 'elsewhere', dailyName(0).slice('memory/'.length))), false);
 });
 
-test('tool input is validated before anything runs, and the refusal names the field', async (t) => {
+test('the declared schemas refuse bad input before anything runs, naming the field; what they allow but the tool does not is refused by the tool', async (t) => {
   const f = memoryFixture();
   t.after(f.cleanup);
   const { call } = toolsFor(f);
-  const r1 = await call('memory_search', { query: '' });
-  assert.equal(r1.isError, true);
-  assert.match(r1.content, /\/query/);
-  const r2 = await call('memory_write', { target: 'elsewhere', text: 'x' });
-  assert.equal(r2.isError, true);
-  assert.match(r2.content, /\/target/);
-  const r3 = await call('memory_get', { path: 'MEMORY.md', extra: 1 });
-  assert.equal(r3.isError, true);
+  await assert.rejects(call('memory_search', { query: '' }), /invalid at "\/query"/);
+  await assert.rejects(call('memory_write', { target: 'elsewhere', text: 'x' }), /invalid at "\/target"/);
+  await assert.rejects(call('memory_get', { path: 'MEMORY.md', extra: 1 }), /additional properties/);
+  await assert.rejects(call('memory_search', { query: 'x', k: 1000 }), /invalid at "\/k"/);
   const r4 = await call('memory_write', { target: 'daily', text: 'x', replace: 'y' });
   assert.equal(r4.isError, true);
+  assert.equal(existsSync(join(f.workspace, dailyName(0))), false);
 });
 
 test('flush before compaction appends new facts to today\'s note once, skipping ones already there', async (t) => {

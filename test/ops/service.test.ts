@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli, BIN } from '../helpers/cli.ts';
@@ -117,4 +117,12 @@ test('service install writes the user unit, status reports it current, uninstall
   const un = await runCli(['service', 'uninstall', '--no-manager', '--json'], { home, env });
   assert.equal(JSON.parse(un.stdout).removed, true);
   assert.equal(existsSync(res.path), false);
+});
+
+test('carapace start (the bin shebang) and npm start pass the same node flags as the service units', () => {
+  const root = new URL('../../', import.meta.url);
+  const shebang = readFileSync(new URL('core/cli/bin.js', root), 'utf8').split('\n')[0];
+  assert.equal(shebang, `#!/usr/bin/env -S node ${GATEWAY_NODE_FLAGS.join(' ')}`);
+  const start = (JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as { scripts: { start: string } }).scripts.start;
+  assert.equal(start, `sh core/cli/node24.sh node ${GATEWAY_NODE_FLAGS.join(' ')} core/cli/bin.js start`);
 });

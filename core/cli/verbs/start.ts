@@ -4,6 +4,8 @@ import { LockError } from '../../gateway/lock.ts';
 import { StoreError } from '../../store/db.ts';
 import type { Verb } from '../main.ts';
 import { controlUiBase } from '../../ui/base-url.ts';
+import { startMemoryReducer } from '../../gateway/memory-reducer.ts';
+import { flushCompileCache } from 'node:module';
 
 const SHUTDOWN_GRACE_MS = 15_000;
 
@@ -32,6 +34,10 @@ finishes in-flight work and stops cleanly.`,
       throw err;
     }
     io.stderr.write(`carapace: gateway ready on ${gateway.url} (home ${io.home})\n`);
+    const reducer = startMemoryReducer();
+    // Node writes the compile cache (bin.js) at exit; a gateway that is only ever
+    // killed would never write it and start cold every time.
+    flushCompileCache();
     // A one-time link for this machine's browser (fragment only: never sent to a server or logged).
     const ui = gateway.registry.find<import('../../ui/service.ts').UiService>('ui');
     const link = ui?.inviteLink(controlUiBase(gateway.host, gateway.port));
@@ -50,6 +56,7 @@ finishes in-flight work and stops cleanly.`,
           process.exit(1);
         }, SHUTDOWN_GRACE_MS);
         force.unref();
+        reducer.stop();
         gateway.stop(signal).then(resolve, (err: unknown) => {
           io.stderr.write(`carapace: shutdown failed: ${(err as Error).message}\n`);
           process.exitCode = 1;

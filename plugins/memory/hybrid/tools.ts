@@ -1,5 +1,6 @@
 // The agent's memory tools: search (snippets with file:line), get (exact lines), write.
-import { Ajv } from 'ajv';
+// Their inputs arrive checked against the schemas below: the kernel refuses
+// anything else before the plugin sees it (core/plugins/tool-input.ts).
 import type { ToolContext, ToolDef, ToolResult } from '../../../core/plugin-api.ts';
 import type { MemoryIndex } from './memory-index.ts';
 import { MemoryFileError, appendDaily, curateMemory, readMemoryLines, MAX_GET_LINES, MAX_WRITE_CHARS } from './files.ts';
@@ -37,14 +38,6 @@ const writeInput = {
   additionalProperties: false,
 };
 
-const ajv = new Ajv({ allErrors: false, strict: false });
-const validators = { search: ajv.compile(searchInput), get: ajv.compile(getInput), write: ajv.compile(writeInput) };
-
-function refusal(name: keyof typeof validators): ToolResult {
-  const e = validators[name].errors?.[0];
-  return { content: `invalid input: ${e ? `${e.instancePath || '/'} ${e.message}` : 'rejected'}`, isError: true };
-}
-
 function failure(err: unknown): ToolResult {
   if (err instanceof MemoryFileError) return { content: err.message, isError: true };
   throw err;
@@ -58,7 +51,6 @@ export function createMemoryTools(deps: { index: () => Promise<MemoryIndex>; now
       description: 'Search long-term memory (MEMORY.md, daily notes in memory/, and opted-in past sessions). Returns snippets with file:line so you can cite or open them with memory_get.',
       input: searchInput,
       async run(input) {
-        if (!validators.search(input)) return refusal('search');
         const { query, k } = input as { query: string; k?: number };
         const idx = await deps.index();
         const res = await idx.search(query, { k: k ?? 6 });
@@ -73,7 +65,6 @@ export function createMemoryTools(deps: { index: () => Promise<MemoryIndex>; now
       description: 'Read exact lines of a memory file (MEMORY.md or memory/*.md), e.g. around a memory_search hit.',
       input: getInput,
       async run(input) {
-        if (!validators.get(input)) return refusal('get');
         const { path, from, lines } = input as { path: string; from?: number; lines?: number };
         const idx = await deps.index();
         try {
@@ -89,7 +80,6 @@ export function createMemoryTools(deps: { index: () => Promise<MemoryIndex>; now
       description: 'Save something worth remembering. target "daily" appends to today\'s note; target "memory" curates MEMORY.md (append, append under a section, or replace an exact passage). Keep MEMORY.md short and durable; put day-to-day detail in the daily note.',
       input: writeInput,
       async run(input) {
-        if (!validators.write(input)) return refusal('write');
         const w = input as { target: 'daily' | 'memory'; text: string; section?: string; replace?: string };
         const idx = await deps.index();
         try {
