@@ -54,6 +54,8 @@ export interface AgentService extends Service {
   readonly store: AgentStore;
   send(params: SendParams): SendReceipt;
   abort(runId: string): boolean;
+  /** Accepted and not yet ended (queued or running). */
+  isActive(runId: string): boolean;
   history(sessionKey: string, opts?: { limit?: number; before?: number }): StoredMessage[];
   reset(sessionKey: string): boolean;
   sessions(limit?: number): SessionRow[];
@@ -129,6 +131,7 @@ export function createAgentService(ctx: KernelContext, deps: AgentServiceDeps): 
       recoveredListeners.push(listener);
     },
 
+    isActive: (runId) => running.has(runId),
     abort(runId) {
       const ctl = running.get(runId);
       if (!ctl) return false;

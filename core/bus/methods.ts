@@ -81,10 +81,18 @@ export function createMethodRegistry(deps: { db: Db; clock: Clock }): BusMethods
         prune.run(now - IDEMPOTENCY_TTL_MS);
       }
       const stored = getResult.get(caller.deviceId, name, key) as { result: string } | undefined;
-      if (stored) return JSON.parse(stored.result);
+      if (stored) {
+        const result = JSON.parse(stored.result) as unknown;
+        def.replayed?.(result as never, caller);
+        return result;
+      }
       const slot = `${caller.deviceId}\n${name}\n${key}`;
       const running = inflight.get(slot);
-      if (running) return running;
+      if (running) {
+        const result = await running;
+        def.replayed?.(result as never, caller);
+        return result;
+      }
       const p = (async () => {
         const result = await def.handler(params as never, caller);
         putResult.run(caller.deviceId, name, key, JSON.stringify(result ?? null), deps.clock.now());

@@ -65,6 +65,12 @@ export interface MethodDef<P = Record<string, unknown>, R = unknown> {
   /** Side-effecting methods require `idempotencyKey` in params; a repeat returns the first result. */
   idempotent?: boolean;
   handler(params: P, caller: Caller): Promise<R> | R;
+  /**
+   * A repeat of an idempotent call got the first call's result instead of a new
+   * run: the chance to attach this caller to what the first one started (a retry
+   * on a new connection still wants the run's events).
+   */
+  replayed?(result: R, caller: Caller): void;
 }
 
 export interface MethodRegistry {

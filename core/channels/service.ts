@@ -108,12 +108,13 @@ export function createChannelsService(ctx: KernelContext, deps: ChannelsDeps): C
         }
       }),
       bus.subscribe('message.send', (m) => {
-        const p = (m.payload ?? {}) as { requestId?: unknown; sessionKey?: unknown; target?: MessageTarget; text?: unknown; threadId?: string; idempotencyKey?: unknown };
+        const p = (m.payload ?? {}) as { requestId?: unknown; target?: MessageTarget; text?: unknown; threadId?: string; idempotencyKey?: unknown };
         const requestId = typeof p.requestId === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(p.requestId) ? p.requestId : randomUUID();
-        // The session stamped on the bus message by the plugin host wins over what the payload claims.
-        const sessionKey = m.sessionKey ?? (typeof p.sessionKey === 'string' ? p.sessionKey : '');
+        // Only the session on the bus message counts: the plugin host lets a plugin put there only a session it is serving a tool call in.
+        const sessionKey = m.sessionKey ?? '';
         let result: Record<string, unknown>;
         try {
+          if (!sessionKey) throw new CarapaceError('FORBIDDEN', 'message.send must come from a tool call in a session');
           if (typeof p.text !== 'string' || typeof p.idempotencyKey !== 'string' || !p.target) throw new CarapaceError('INVALID_REQUEST', 'message.send needs target, text and idempotencyKey');
           const { ids } = sendFromAgent({ sessionKey, target: p.target, text: p.text, threadId: p.threadId, idempotencyKey: `${m.from}:${p.idempotencyKey}` });
           result = { ok: true, queued: ids.length };

@@ -18,6 +18,24 @@ export function redactString(text: string, secrets: Iterable<string>): string {
   return out;
 }
 
+/**
+ * Length of the longest suffix of `text` that is a proper prefix of one of
+ * `values`: what a stream scrubber must hold back until the next chunk, since
+ * the rest of a secret may be in it.
+ */
+export function partialSecretTail(text: string, values: Iterable<string>): number {
+  let best = 0;
+  for (const v of values) {
+    for (let n = Math.min(v.length - 1, text.length); n > best; n--) {
+      if (text.endsWith(v.slice(0, n))) {
+        best = n;
+        break;
+      }
+    }
+  }
+  return best;
+}
+
 /** Deep copy with sensitive keys masked and secret values scrubbed. Cycles become "[cycle]". */
 export function redact(value: unknown, secrets: Iterable<string>): unknown {
   const list = [...secrets].filter((s) => s.length >= MIN_SECRET_LENGTH);

@@ -33,6 +33,8 @@ export interface HostFunctionOptions {
   deliver(kind: 'bus' | 'interval' | 'socket', handlerId: number, payload: unknown): Promise<void> | void;
   resolve?: NetOptions['resolve'];
   sockets?: Partial<SocketLimits>;
+  /** Whether the plugin is serving a tool call in this session now; a bus message may carry only such a session. */
+  isServing?(sessionKey: string): boolean;
 }
 
 export interface HostFunctions {
@@ -162,8 +164,14 @@ export function createHostFunctions(o: HostFunctionOptions): HostFunctions {
       need(grant, { cap: 'bus.publish', topic: t });
       if (!o.bus) throw new Error('the bus is not available');
       const p = (opts ?? {}) as { sessionKey?: unknown; traceId?: unknown; idempotencyKey?: unknown };
+      // Consumers act on a message's session (whose agent may message whom): a plugin
+      // speaks for a session only while the kernel has it working in that session.
+      const sessionKey = typeof p.sessionKey === 'string' ? p.sessionKey : undefined;
+      if (sessionKey !== undefined && !o.isServing?.(sessionKey)) {
+        throw new CapabilityDenied(grant.pluginId, { cap: 'bus.publish', topic: t }, `not serving a tool call in session ${sessionKey}`);
+      }
       o.bus.publish(t, msg, {
-        sessionKey: typeof p.sessionKey === 'string' ? p.sessionKey : undefined,
+        sessionKey,
         traceId: typeof p.traceId === 'string' ? p.traceId : undefined,
         idempotencyKey: typeof p.idempotencyKey === 'string' ? p.idempotencyKey : undefined,
       });

@@ -93,6 +93,8 @@ interface Entry {
   failureTimes: number[];
   lastError?: string;
   timer: NodeJS.Timeout | null;
+  /** Sessions the plugin is serving a tool call in right now (with how many calls): the only ones it may stamp on a bus message. */
+  serving: Map<string, number>;
 }
 
 function scrub(text: string): string {
@@ -162,7 +164,7 @@ export class PluginHost implements Service {
   }
 
   #verify(loc: PluginLocation): Entry {
-    const entry: Entry = { loc, verified: null, refusal: null, state: 'stopped', instance: null, hostFns: null, starting: null, restarts: 0, failureTimes: [], timer: null };
+    const entry: Entry = { loc, verified: null, refusal: null, state: 'stopped', instance: null, hostFns: null, starting: null, restarts: 0, failureTimes: [], timer: null, serving: new Map() };
     try {
       let text: string;
       try {
@@ -324,6 +326,7 @@ export class PluginHost implements Service {
       deliver: (kind, handlerId, payload) => instance?.deliver(kind, handlerId, payload),
       resolve: this.#deps.resolve,
       sockets: this.#deps.sockets,
+      isServing: (sessionKey) => this.#entry(id).serving.has(sessionKey),
     });
     const spec: LoadSpec = {
       id,
@@ -449,6 +452,8 @@ export class PluginHost implements Service {
     const t = this.#tools.get(name);
     if (!t) throw new CarapaceError('NOT_FOUND', `no tool ${name}`);
     checkToolInput(name, t.def.input, input);
+    const serving = this.#entry(t.pluginId).serving;
+    serving.set(ctx.sessionKey, (serving.get(ctx.sessionKey) ?? 0) + 1);
     try {
       const r = (await this.#call(t.pluginId, 'tool', [name, input, ctx])) as ToolResult | null;
       if (!r || typeof r !== 'object' || typeof r.content !== 'string') return { content: JSON.stringify(r ?? null) };
@@ -456,6 +461,10 @@ export class PluginHost implements Service {
     } catch (err) {
       if (err instanceof PluginCallError) return { content: `tool ${name} failed: ${scrub(err.message)}`, isError: true };
       throw err;
+    } finally {
+      const left = serving.get(ctx.sessionKey)! - 1;
+      if (left > 0) serving.set(ctx.sessionKey, left);
+      else serving.delete(ctx.sessionKey);
     }
   }
 

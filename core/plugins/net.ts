@@ -13,7 +13,7 @@ import { check, CapabilityDenied, type Descriptor } from './capabilities.ts';
 import type { Grant } from './grant.ts';
 import type { SecretsSource } from '../secrets/source.ts';
 import { isPrivateAddress } from './addresses.ts';
-import { redactString } from '../log/redact.ts';
+import { partialSecretTail, redactString } from '../log/redact.ts';
 import type { FetchInit, FetchResult } from '../plugin-api.ts';
 
 // Not `import ... from 'node:http'`: an ES module namespace of node:http reads its
@@ -224,14 +224,26 @@ export async function kernelFetchStream(rawUrl: string, init: KernelFetchInit, o
         delete outHeaders['content-length'];
       }
       const max = opts.maxResponseBytes;
+      // Bytes as latin1 text, one char per byte, so values are matched by their UTF-8 bytes.
+      const values = [...used].map((v) => Buffer.from(v, 'utf8').toString('latin1'));
       async function* capped(): AsyncIterable<Buffer> {
         let total = 0;
+        // A chunk may end inside a secret value: hold that tail back until the next chunk completes or clears it.
+        let held = '';
         try {
           for await (const chunk of stream as AsyncIterable<Buffer>) {
             total += chunk.length;
             if (total > max) throw new NetError(`response larger than ${max} bytes`);
-            yield used.size ? Buffer.from(scrub(chunk.toString('latin1')), 'latin1') : chunk;
+            if (values.length === 0) {
+              yield chunk;
+              continue;
+            }
+            const text = redactString(held + chunk.toString('latin1'), values);
+            const tail = partialSecretTail(text, values);
+            held = text.slice(text.length - tail);
+            if (text.length > tail) yield Buffer.from(text.slice(0, text.length - tail), 'latin1');
           }
+          if (held) yield Buffer.from(held, 'latin1');
         } catch (err) {
           if (err instanceof NetError) throw err;
           if (ac.signal.aborted && ac.signal.reason instanceof Error) throw ac.signal.reason;

@@ -11,7 +11,7 @@ import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import WebSocket from 'ws';
 import { NetError, PLACEHOLDER, pinnedLookup, resolveTarget, substitute, type NetOptions } from './net.ts';
-import { REDACTED } from '../log/redact.ts';
+import { REDACTED, partialSecretTail } from '../log/redact.ts';
 
 export interface SocketLimits {
   /** Open sockets per plugin. */
@@ -74,20 +74,6 @@ function scrubWith(text: string, values: string[]): string {
   let out = text;
   for (const v of values) if (out.includes(v)) out = out.split(v).join(REDACTED);
   return out;
-}
-
-/** Length of the longest suffix of `text` that is a proper prefix of one of `values`. */
-function partialSecretTail(text: string, values: string[]): number {
-  let best = 0;
-  for (const v of values) {
-    for (let n = Math.min(v.length - 1, text.length); n > best; n--) {
-      if (text.endsWith(v.slice(0, n))) {
-        best = n;
-        break;
-      }
-    }
-  }
-  return best;
 }
 
 export function createSocketTable(o: SocketTableOptions): SocketTable {

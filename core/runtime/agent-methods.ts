@@ -1,7 +1,7 @@
 // The bus methods of the agent runtime (protocol.md "Methods"): chat, sessions,
 // tools and the plugin list. Each handler validates, checks, and delegates.
 import type { KernelContext } from '../kernel.ts';
-import type { MethodRegistry } from '../bus/types.ts';
+import type { Caller, MethodRegistry } from '../bus/types.ts';
 import type { AgentService } from '../agent/service.ts';
 import type { AgentEvent, ToolRunner } from '../agent/types.ts';
 import type { PluginHost } from '../plugins/host.ts';
@@ -30,7 +30,7 @@ function checkSessionKey(key: unknown): void {
 export function registerAgentMethods(deps: AgentMethodsDeps): void {
   const { methods, agent, tools, plugins, ctx } = deps;
 
-  methods.register<{ text: string; sessionKey?: string; agentId?: string }>('chat.send', {
+  methods.register<{ text: string; sessionKey?: string; agentId?: string }, { runId: string; sessionKey: string }>('chat.send', {
     scope: 'operator.write',
     idempotent: true,
     params: {
@@ -42,11 +42,21 @@ export function registerAgentMethods(deps: AgentMethodsDeps): void {
     handler(params, caller) {
       checkSessionKey(params.sessionKey);
       const receipt = agent.send({ text: params.text, sessionKey: params.sessionKey, agentId: params.agentId });
-      deps.runCallers.set(receipt.runId, (ev) => caller.emit('agent', ev));
-      caller.signal.addEventListener('abort', () => deps.runCallers.delete(receipt.runId), { once: true });
+      followRun(receipt.runId, caller);
       return { runId: receipt.runId, sessionKey: receipt.sessionKey };
     },
+    // A client that lost its connection retries with the same key: the run goes on, and its events now go to the new connection.
+    replayed(result, caller) {
+      if (agent.isActive(result.runId)) followRun(result.runId, caller);
+    },
   });
+
+  /** Stream a run's events to the caller that started (or re-attached to) it, until it disconnects. */
+  function followRun(runId: string, caller: Caller): void {
+    const emit = (ev: AgentEvent) => caller.emit('agent', ev);
+    deps.runCallers.set(runId, emit);
+    caller.signal.addEventListener('abort', () => deps.runCallers.get(runId) === emit && deps.runCallers.delete(runId), { once: true });
+  }
 
   methods.register<{ sessionKey: string; limit?: number; before?: number }>('chat.history', {
     scope: 'operator.read',

@@ -102,7 +102,7 @@ async function messageTool(r: Awaited<ReturnType<typeof rig>>): Promise<ToolPlug
   const port = r.bus.port('plugin:message');
   (globalThis as Record<string, unknown>).carapace = {
     bus: {
-      publish: async (topic: string, msg: unknown) => void port.publish(topic, msg),
+      publish: async (topic: string, msg: unknown, opts?: { sessionKey?: string }) => void port.publish(topic, msg, opts),
       subscribe: async (pattern: string, handler: (m: { topic: string; payload: unknown }) => void) => void port.subscribe(pattern, handler),
     },
     timers: { sleep: (ms: number) => delay(ms) },
@@ -137,6 +137,18 @@ test('the message tool refuses strangers, unlisted groups, disabled channels and
     assert.equal(res.isError, true, JSON.stringify(input));
     assert.match(res.content, reason);
   }
+  await r.channels.queue.drained();
+  assert.equal(r.sink.receipts.length, 0);
+});
+
+test('message.send without a session on the bus message is refused, whatever its payload claims', async (t) => {
+  const r = await rig(t);
+  const port = r.bus.port('plugin:message');
+  const answers: unknown[] = [];
+  port.subscribe('message.result.r1', (m) => void answers.push(m.payload));
+  port.publish('message.send', { requestId: 'r1', sessionKey: 'agent:main:main', target: { channel: 'telegram', chatId: '1001', chatType: 'direct' }, text: 'hi', idempotencyKey: 'k' });
+  await delay(20);
+  assert.deepEqual(answers, [{ ok: false, error: { code: 'FORBIDDEN', message: 'message.send must come from a tool call in a session' } }]);
   await r.channels.queue.drained();
   assert.equal(r.sink.receipts.length, 0);
 });

@@ -6,6 +6,8 @@ import { spawnGateway } from '../helpers/gateway.ts';
 import { runCli } from '../helpers/cli.ts';
 import { startFakeAnthropic } from '../helpers/fake-anthropic.ts';
 import { TEST_SECRETS } from '../helpers/test-secrets.ts';
+import { connectOwner } from '../../core/cli/connect.ts';
+import { until } from '../helpers/wait.ts';
 
 // The whole stack: the real CLI → the paired bus → the agent loop → the anthropic
 // provider plugin in its worker sandbox (the real SDK, the key substituted at the
@@ -66,6 +68,25 @@ test('the transcript of a chat survives a gateway restart', async (t) => {
   assert.equal(second.code, 0, second.stderr);
   const sent = JSON.stringify(fake.requests.at(-1)!.body.messages);
   assert.match(sent, /favourite colour is teal/, 'the earlier turn was in the context after the restart');
+});
+
+test('a chat.send retried on a new connection after a drop returns the same run and streams its events to the new connection', async (t) => {
+  const { home, fake } = await gatewayWithFake(t);
+  fake.push({ hang: true }); // the run stays in the provider until it is aborted
+  const first = (await connectOwner(home.paths))!;
+  const sent = await first.request<{ runId: string }>('chat.send', { text: 'hello', idempotencyKey: 'retry-1' });
+  await until('the run to reach the provider', () => fake.requests.length === 1);
+  first.close();
+
+  const second = (await connectOwner(home.paths))!;
+  t.after(() => second.close());
+  const events: { runId: string; stream: string; data: { phase?: string } }[] = [];
+  second.on('agent', (ev) => events.push(ev as (typeof events)[number]));
+  const retried = await second.request<{ runId: string }>('chat.send', { text: 'hello', idempotencyKey: 'retry-1' });
+  assert.equal(retried.runId, sent.runId, 'the retry is the same run, not a second one');
+  assert.deepEqual(await second.request('chat.abort', { runId: sent.runId }), { aborted: true });
+  await until('the run to end on the new connection', () => events.find((e) => e.runId === sent.runId && e.stream === 'lifecycle' && e.data.phase !== 'queued' && e.data.phase !== 'start'));
+  assert.equal(fake.requests.length, 1, 'the model was asked once');
 });
 
 test('when every model fails the user gets one clear error', async (t) => {

@@ -52,6 +52,13 @@ before(async () => {
       for (const word of ['Hel', 'lo']) res.write(`data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta: { content: word }, finish_reason: null }] })}\n\n`);
       return res.end('data: [DONE]\n\n');
     }
+    if (req.url === '/echo-split') {
+      // The credential comes back cut in two, across separate chunks.
+      const auth = req.headers.authorization ?? '';
+      const cut = auth.length - 5;
+      res.write(`auth=${auth.slice(0, cut)}`);
+      return setTimeout(() => res.end(`${auth.slice(cut)};end`), 20);
+    }
     res.write('one;');
     setTimeout(() => res.end('two'), 20);
   });
@@ -108,6 +115,17 @@ test('webFetch streams the body and substitutes secrets for listed hosts only', 
   assert.equal(r.parts.join(''), 'one;two');
   assert.equal(lastAuth, `Bearer ${SECRET}`);
   assert.match((await fx.host.invokeTool('denied', {}, { agentId: 'a', sessionKey: 's' })).content, /refused: .*example\.com/);
+});
+
+test('a secret the server echoes back split across chunks is still scrubbed before the plugin reads it', async (t) => {
+  const pub = throwawayPublisher();
+  t.after(pub.cleanup);
+  const p = workerPlugin(pub.kp);
+  t.after(p.cleanup);
+  const fx = await startHost(t, [p], pub.kp, { allowWorker: true, secrets: mapSecrets({ TOKEN: SECRET }) });
+  const r = JSON.parse((await fx.host.invokeTool('stream', { url: `http://127.0.0.1:${port}/echo-split` }, { agentId: 'a', sessionKey: 's' })).content);
+  assert.equal(lastAuth, `Bearer ${SECRET}`, 'the server got the real value');
+  assert.equal((r.parts as string[]).join(''), 'auth=Bearer [redacted];end', 'no byte of the value reached the plugin');
 });
 
 test('webFetch fills secrets into headers only: a placeholder in a body (a conversation) goes out as written', async (t) => {

@@ -48,7 +48,8 @@ export const tools = [
       let settle;
       const answered = new Promise((resolve) => (settle = resolve));
       await carapace.bus.subscribe(`message.result.${requestId}`, (msg) => settle(msg.payload));
-      await carapace.bus.publish('message.send', { requestId, sessionKey: ctx.sessionKey, target, text: input.text, threadId: input.threadId, idempotencyKey });
+      // The session goes on the bus message, where the kernel checks it is the one this call serves.
+      await carapace.bus.publish('message.send', { requestId, target, text: input.text, threadId: input.threadId, idempotencyKey }, { sessionKey: ctx.sessionKey });
       const result = await Promise.race([answered, carapace.timers.sleep(RESULT_TIMEOUT_MS).then(() => null)]);
       if (result === null) return { content: 'The gateway did not confirm the message in time; it may not have been sent.', isError: true };
       if (!result.ok) return { content: `Not sent: ${result.error.message}`, isError: true, data: result.error };
