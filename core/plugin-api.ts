@@ -42,6 +42,12 @@ export interface SocketEvents {
   write(data: string): Promise<void>;
   /** `code` (websocket only): 1000 or 3000-4999 — e.g. Discord's 4900 keeps a resumable session. */
   close(code?: number): Promise<void>;
+  /**
+   * Plain TCP sockets only (STARTTLS, as in SMTP on port 587): continue this
+   * connection over TLS, the certificate verified for the host it was opened to.
+   * Call it once the server has said go ahead and nothing else has arrived since.
+   */
+  startTls(): Promise<void>;
 }
 
 export interface CapabilityApi {

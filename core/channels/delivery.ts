@@ -223,6 +223,8 @@ export function createDeliveryQueue(opts: DeliveryOptions): DeliveryQueue {
       item.nextAttemptAt = now + delay;
       retries++;
       markRetry.run(attempts, item.nextAttemptAt, reason, now, item.id);
+      // The owner needs to see why (a wrong password, a certificate that does not verify), not only the final dead letter.
+      log.warn('outbound delivery failed, will retry', { id: item.id, channel: item.message.channel, attempts, retryInMs: delay, reason });
       return;
     }
     pendingMarks.push([attempts, result?.platformMessageId ?? null, clock.now(), item.id]);

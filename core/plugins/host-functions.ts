@@ -136,6 +136,7 @@ export function createHostFunctions(o: HostFunctionOptions): HostFunctions {
     'net.connect': (host, port, opts) => sockets.connect(host, port, opts),
     'net.write': (id, data) => sockets.write(id, data),
     'net.close': (id, code) => sockets.close(id, code),
+    'net.startTls': (id) => sockets.startTls(id),
     'fs.read': (path) => {
       const p = fsPath(path, 'read');
       const st = lstatSync(p);

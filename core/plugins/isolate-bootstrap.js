@@ -80,6 +80,7 @@ function socketApi(id) {
     },
     write: (data) => call('net.write', [id, String(data)]).then(() => undefined),
     close: (code) => call('net.close', [id, code === undefined ? null : code]).then(() => undefined),
+    startTls: () => call('net.startTls', [id]).then(() => undefined),
   });
 }
 

@@ -40,6 +40,8 @@ export interface SocketTable {
   connect(host: unknown, port: unknown, opts: unknown): Promise<number>;
   write(id: unknown, data: unknown): Promise<null>;
   close(id: unknown, code: unknown): Promise<null>;
+  /** STARTTLS: upgrade a plain TCP socket to TLS in place, verifying the certificate for the host it was opened to. */
+  startTls(id: unknown): Promise<null>;
   readonly size: number;
   /** The plugin stopped: drop every socket at once, nothing more is delivered. */
   closeAll(): void;
@@ -68,6 +70,8 @@ interface Entry {
   send(text: string): Promise<void>;
   end(code: number | null): void;
   destroy(): void;
+  /** Plain TCP sockets only. */
+  upgrade?(): Promise<void>;
 }
 
 function scrubWith(text: string, values: string[]): string {
@@ -145,6 +149,24 @@ export function createSocketTable(o: SocketTableOptions): SocketTable {
     if (info.reason) clean.reason = scrubWith(info.reason, list);
     if (info.error) clean.error = scrubWith(info.error, list);
     push(e, { close: clean });
+  }
+
+  /** Wait for a socket's connect or TLS handshake, with the connect timeout; `what` names the step in errors. */
+  function handshake(sock: Socket, event: 'connect' | 'secureConnect', what: string): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        sock.destroy();
+        reject(new NetError(`${what} timed out`));
+      }, limits.connectTimeoutMs);
+      sock.once(event, () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      sock.once('error', (err) => {
+        clearTimeout(timer);
+        reject(new NetError(`${what} failed: ${(err as NodeJS.ErrnoException).code ?? err.message}`));
+      });
+    });
   }
 
   function activate(e: Entry): number {
@@ -255,38 +277,42 @@ export function createSocketTable(o: SocketTableOptions): SocketTable {
       const lookup = pinnedLookup(pinned.address, pinned.family);
       const sock: Socket = tls ? tlsConnect({ host, port, lookup, ...(isIP(host) ? {} : { servername: host }) }) : netConnect({ host, port, lookup });
       sock.setEncoding('utf8');
+      // The socket bytes travel on: the plain one, or the TLS one STARTTLS put on top of it.
+      let current: Socket = sock;
+      let lastError: string | undefined;
+      const onData = (d: string) => pushStream(e, d);
       const e: Entry = {
         ...base(host),
-        pause: () => sock.pause(),
-        resume: () => sock.isPaused() && sock.resume(),
-        send: (text) => new Promise((res, rej) => sock.write(text, (err) => (err ? rej(err) : res()))),
+        pause: () => current.pause(),
+        resume: () => current.isPaused() && current.resume(),
+        send: (text) => new Promise((res, rej) => current.write(text, (err) => (err ? rej(err) : res()))),
         end: () => {
-          sock.end();
-          setTimeout(() => sock.destroy(), 1000).unref();
+          current.end();
+          setTimeout(() => current.destroy(), 1000).unref();
         },
-        destroy: () => sock.destroy(),
+        destroy: () => current.destroy(),
+        upgrade: tls
+          ? undefined
+          : async () => {
+              // Whatever the server sent after its go-ahead arrived in clear text and could
+              // be a man in the middle's injection (CVE-2011-0411): refuse rather than mix it in.
+              if (e.held || sock.readableLength > 0) throw new NetError('refusing STARTTLS: data arrived after the go-ahead, before the handshake');
+              sock.off('data', onData);
+              const secure = tlsConnect({ socket: sock, host, ...(isIP(host) ? {} : { servername: host }) });
+              await handshake(secure, 'secureConnect', `TLS handshake with ${host}:${port}`);
+              secure.setEncoding('utf8');
+              secure.on('data', onData);
+              secure.on('error', (err) => (lastError = (err as NodeJS.ErrnoException).code ?? err.message));
+              current = secure;
+            },
       };
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          sock.destroy();
-          reject(new NetError(`connecting to ${host}:${port} timed out`));
-        }, limits.connectTimeoutMs);
-        sock.once(tls ? 'secureConnect' : 'connect', () => {
-          clearTimeout(timer);
-          resolve();
-        });
-        sock.once('error', (err) => {
-          clearTimeout(timer);
-          reject(new NetError(`connecting to ${host}:${port} failed: ${(err as NodeJS.ErrnoException).code ?? err.message}`));
-        });
-      });
+      await handshake(sock, tls ? 'secureConnect' : 'connect', `connecting to ${host}:${port}`);
       if (closedAll) {
         sock.destroy();
         throw new NetError('plugin is stopped');
       }
-      let lastError: string | undefined;
       sock.on('error', (err) => (lastError = (err as NodeJS.ErrnoException).code ?? err.message));
-      sock.on('data', (d: string) => pushStream(e, d));
+      sock.on('data', onData);
       sock.on('close', () => closed(e, lastError ? { error: lastError } : {}));
       return activate(e);
     },
@@ -300,6 +326,20 @@ export function createSocketTable(o: SocketTableOptions): SocketTable {
         await e.send(text);
       } catch (err) {
         throw new NetError(scrubWith(`write failed: ${(err as Error).message}`, values(e)));
+      }
+      return null;
+    },
+
+    async startTls(id) {
+      const e = entry(id);
+      if (!e.upgrade) throw new NetError('STARTTLS needs a plain TCP socket (this one is a websocket or already TLS)');
+      const upgrade = e.upgrade;
+      e.upgrade = undefined; // once
+      try {
+        await upgrade();
+      } catch (err) {
+        e.destroy();
+        throw err instanceof NetError ? err : new NetError(`STARTTLS with ${e.host} failed: ${(err as Error).message}`);
       }
       return null;
     },

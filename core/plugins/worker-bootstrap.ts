@@ -154,6 +154,7 @@ function socketApi(id: number) {
     },
     write: async (data: string) => void (await call('net.write', [id, String(data)])),
     close: async (code?: number) => void (await call('net.close', [id, code ?? null])),
+    startTls: async () => void (await call('net.startTls', [id])),
   });
 }
 

@@ -1,6 +1,7 @@
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
+import { createServer, type AddressInfo } from 'node:net';
 import { createSandbox, type Sandbox } from '../helpers/plugin-sandbox-stub.ts';
 import { haveDovecot, havePythonSmtpd, startDovecot, startSmtpSink, type Dovecot, type SmtpSink } from '../helpers/mail-servers.ts';
 import { assertInbound } from '../helpers/inbound-shape.ts';
@@ -203,4 +204,24 @@ test('placeholders planted in a mail (subject, Message-ID, sender address) never
     (e: { retryable?: boolean }) => e.retryable === false,
   );
   assert.ok(smtp.messages().every((x) => !x.to.join(' ').includes(imap.password)), 'no secret as a recipient');
+});
+
+test('STARTTLS: clear text injected after the go-ahead (CVE-2011-0411 style) makes the plugin refuse before any handshake', { skip }, async () => {
+  // A man in the middle appends a command answer to the server's "220 go ahead".
+  const mitm = createServer((sock) => {
+    sock.write('220 mx.example ESMTP\r\n');
+    sock.on('data', (d) => {
+      const line = d.toString();
+      if (/^EHLO/i.test(line)) sock.write('250-mx.example\r\n250 STARTTLS\r\n');
+      else if (/^STARTTLS/i.test(line)) sock.write('220 go ahead\r\n250 2.0.0 injected in clear text\r\n');
+    });
+  });
+  await new Promise<void>((r) => mitm.listen(0, '127.0.0.1', () => r()));
+  cleanups.push(() => new Promise<void>((r) => mitm.close(() => r())));
+  const { p } = await plugin({ smtp: { host: '127.0.0.1', port: (mitm.address() as AddressInfo).port, tls: 'starttls' } });
+  await assert.rejects(p.send({ channel: 'email', chatId: 'bob@example.org', text: 'secret plans', idempotencyKey: 'mitm-1' }), (e: Error & { retryable?: boolean }) => {
+    assert.match(e.message, /sent data after its STARTTLS go-ahead/);
+    assert.equal(e.retryable, false);
+    return true;
+  });
 });

@@ -1,6 +1,6 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { haveDovecot, haveExim, havePythonSmtpd, startDovecot, startExim, startSmtpSink, type SmtpSink } from '../helpers/mail-servers.ts';
+import { haveDovecot, haveExim, haveOpenssl, havePythonSmtpd, selfSignedCert, startDovecot, startExim, startSmtpSink, type SmtpSink } from '../helpers/mail-servers.ts';
 import { startChannelGateway, pairingCode } from '../helpers/channel-gateway.ts';
 import { until } from '../helpers/wait.ts';
 import { TEST_SECRETS } from '../helpers/test-secrets.ts';
@@ -31,7 +31,7 @@ function parse(m: { to: string[]; data: string }): Sent {
   return { to: m.to, data: m.data, body: decoded, header: (name) => new RegExp(`^${name}: (.*)$`, 'im').exec(unfolded)?.[1].trim() };
 }
 
-async function emailGateway(t: TestContext, opts: { smtp?: () => Promise<SmtpSink>; channel?: Record<string, unknown> } = {}) {
+async function emailGateway(t: TestContext, opts: { smtp?: () => Promise<SmtpSink>; channel?: Record<string, unknown>; smtpConfig?: Record<string, unknown>; env?: NodeJS.ProcessEnv } = {}) {
   const imap = await startDovecot({ password: TEST_SECRETS.imapPassword });
   t.after(() => imap.stop());
   const smtp = await (opts.smtp ?? startSmtpSink)();
@@ -46,11 +46,12 @@ async function emailGateway(t: TestContext, opts: { smtp?: () => Promise<SmtpSin
         backfill: true,
         retryBaseMs: 100,
         imap: { host: '127.0.0.1', port: imap.port, tls: false, user: imap.user },
-        smtp: { host: '127.0.0.1', port: smtp.port, tls: false },
+        smtp: { host: '127.0.0.1', port: smtp.port, tls: false, ...opts.smtpConfig },
         ...opts.channel,
       },
     },
     secrets: { IMAP_PASSWORD: imap.password },
+    env: opts.env,
   });
   const sent = () => smtp.messages().map(parse);
   return { imap, smtp, sent, ...cg };
@@ -119,4 +120,37 @@ test('email through a real MTA: the agent\'s threaded reply to an allowlisted se
   await smtp.waitMessages(2, 20_000);
   assert.deepEqual(sent().map((m) => m.header('In-Reply-To')), [q.id, q2.id], 'one delivery per mail, threaded');
   assert.equal((await gw.stop()).code, 0);
+});
+
+const skipTls = skip || (!haveExim ? 'exim is not installed (exim4-daemon-light, listed in .ci/apt-packages)' : !haveOpenssl ? 'openssl is not installed' : false);
+
+test('email over STARTTLS: exim gets the reply over TLS on a certificate the gateway verifies', { skip: skipTls }, async (t) => {
+  const cert = selfSignedCert();
+  t.after(cert.cleanup);
+  const { imap, smtp, gw } = await emailGateway(t, {
+    smtp: () => startExim({ tls: cert }),
+    smtpConfig: { tls: 'starttls' },
+    channel: { dmPolicy: 'allowlist', allowFrom: ['bob@example.org'] },
+    env: { NODE_EXTRA_CA_CERTS: cert.cert }, // the gateway trusts this certificate and no other self-signed one
+  });
+  imap.deliver(mail({ from: 'Bob <bob@example.org>', subject: 'Private', body: 'over TLS please' }).raw);
+  const [delivered] = await smtp.waitMessages(1, 20_000);
+  assert.match(delivered.data, /^Received: from \[127\.0\.0\.1\][^]*with esmtps\s+\(TLS1\.[23]/im, 'exim received it inside TLS');
+  assert.equal((await gw.stop()).code, 0);
+});
+
+test('email over STARTTLS refuses a server that does not offer it (a stripped EHLO): nothing is sent in clear text', { skip: skipTls }, async (t) => {
+  const { imap, smtp, gw } = await emailGateway(t, { smtp: () => startExim(), smtpConfig: { tls: 'starttls' }, channel: { dmPolicy: 'allowlist', allowFrom: ['bob@example.org'] } });
+  imap.deliver(mail({ from: 'Bob <bob@example.org>', subject: 'Private', body: 'secret plans' }).raw);
+  await until('the refusal in the log', () => /does not offer STARTTLS/.test(gw.output()), 20_000);
+  assert.equal(smtp.messages().length, 0);
+});
+
+test('email over STARTTLS refuses a server whose certificate it cannot verify: nothing is sent', { skip: skipTls }, async (t) => {
+  const cert = selfSignedCert();
+  t.after(cert.cleanup);
+  const { imap, smtp, gw } = await emailGateway(t, { smtp: () => startExim({ tls: cert }), smtpConfig: { tls: 'starttls' }, channel: { dmPolicy: 'allowlist', allowFrom: ['bob@example.org'] } });
+  imap.deliver(mail({ from: 'Bob <bob@example.org>', subject: 'Private', body: 'secret plans' }).raw);
+  await until('the certificate refusal in the log', () => /TLS handshake with 127\.0\.0\.1:\d+ failed: .*(SELF_SIGNED|self-signed)/i.test(gw.output()), 20_000);
+  assert.equal(smtp.messages().length, 0);
 });

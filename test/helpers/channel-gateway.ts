@@ -31,7 +31,7 @@ function lastUserText(req: RecordedRequest): string {
   return content.trim();
 }
 
-export async function startChannelGateway(t: TestContext, opts: { name: string; channels: Record<string, unknown>; plugins?: Record<string, unknown>; secrets: Record<string, string> }): Promise<ChannelGateway> {
+export async function startChannelGateway(t: TestContext, opts: { name: string; channels: Record<string, unknown>; plugins?: Record<string, unknown>; secrets: Record<string, string>; env?: NodeJS.ProcessEnv }): Promise<ChannelGateway> {
   const home = tempHome(opts.name);
   t.after(home.cleanup);
   const llm = await startFakeAnthropic();
@@ -51,7 +51,7 @@ export async function startChannelGateway(t: TestContext, opts: { name: string; 
     const r = await runCli(['secrets', 'set', name], { home: home.dir, input: value });
     assert.equal(r.code, 0, r.stderr);
   }
-  const gw = await spawnGateway(home.dir, { env: { ANTHROPIC_API_KEY: '', OPENAI_API_KEY: '', OPENAI_BASE_URL: '' } });
+  const gw = await spawnGateway(home.dir, { env: { ANTHROPIC_API_KEY: '', OPENAI_API_KEY: '', OPENAI_BASE_URL: '', ...opts.env } });
   t.after(() => gw.stop('SIGKILL'));
   return {
     home: home.dir,

@@ -13,6 +13,18 @@ import { join } from 'node:path';
 export const haveDovecot = spawnSync('/usr/sbin/dovecot', ['--version']).status === 0;
 export const EXIM = '/usr/sbin/exim4';
 export const haveExim = spawnSync(EXIM, ['-bV']).status === 0;
+export const haveOpenssl = spawnSync('openssl', ['version']).status === 0;
+
+/** A self-signed certificate for 127.0.0.1 and localhost (openssl), readable by a daemon that dropped root. */
+export function selfSignedCert(): { cert: string; key: string; cleanup(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'cp-cert-'));
+  chmodSync(dir, 0o755);
+  const [cert, key] = [join(dir, 'cert.pem'), join(dir, 'key.pem')];
+  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`openssl failed: ${r.stderr}`);
+  chmodSync(key, 0o644);
+  return { cert, key, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
 export const havePythonSmtpd = spawnSync('python3', ['-W', 'ignore', '-c', 'import smtpd']).status === 0;
 
 async function freePort(): Promise<number> {
@@ -203,7 +215,7 @@ export async function startSmtpSink(): Promise<SmtpSink> {
  * otherwise as the caller. Recipients whose local part starts with `tempfail`
  * get a 4xx at RCPT, like a greylisting server.
  */
-export async function startExim(): Promise<SmtpSink> {
+export async function startExim(opts: { tls?: { cert: string; key: string } } = {}): Promise<SmtpSink> {
   const dir = mkdtempSync(join(tmpdir(), 'cp-exim-'));
   chmodSync(dir, 0o755);
   const port = await freePort();
@@ -223,7 +235,7 @@ pid_file_path = ${dir}/exim.pid
 exim_user = ${user}
 exim_group = ${root ? 'Debian-exim' : String(spawnSync('id', ['-gn'], { encoding: 'utf8' }).stdout).trim()}
 keep_environment =
-tls_advertise_hosts =
+${opts.tls ? `tls_advertise_hosts = *\ntls_certificate = ${opts.tls.cert}\ntls_privatekey = ${opts.tls.key}` : 'tls_advertise_hosts ='}
 host_lookup =
 rfc1413_hosts =
 acl_smtp_rcpt = acl_rcpt

@@ -95,6 +95,9 @@ export function createSandbox(opts: SandboxOptions = {}): Sandbox {
       async close(code?: number) {
         close(code);
       },
+      async startTls() {
+        throw new Error('the stub host has no TLS: test STARTTLS through the real plugin host');
+      },
     };
     return {
       events,

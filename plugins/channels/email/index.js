@@ -11,8 +11,9 @@
 // core's pairing/allowlist still applies. HTML-only mail is turned into text.
 // Threads: the thread id is the root Message-ID (first of References, else
 // In-Reply-To, else the message's own id); replies carry In-Reply-To/References.
-// Outbound: SMTP with implicit TLS (465) or plain (loopback/relay); STARTTLS is not
-// possible over the stream capability. AUTH PLAIN uses `{{secret:SMTP_AUTH_PLAIN}}`
+// Outbound: SMTP with implicit TLS (`tls: true`, 465), STARTTLS (`tls: "starttls"`,
+// 587: refused outright, never sent in clear, when the server does not offer it)
+// or plain (`tls: false`, loopback/relay). AUTH PLAIN uses `{{secret:SMTP_AUTH_PLAIN}}`
 // (base64 of "\0user\0password": the isolate never sees the password to encode it).
 // The Message-ID derives from the idempotency key, so a redelivery is recognisable.
 
@@ -306,6 +307,8 @@ function streamOf(sock) {
         return b;
       }),
     write: (s) => sock.write(s),
+    /** Bytes received and not read yet. */
+    pending: () => buf.length > 0,
     close: () => sock.close(),
     isClosed: () => Boolean(closed),
   };
@@ -542,9 +545,10 @@ function defang(text) {
 
 async function smtpSend(out, messageId, thread) {
   const sc = cfg.smtp;
+  const mode = sc.tls === 'starttls' ? 'starttls' : sc.tls === false ? 'plain' : 'tls';
   let sock;
   try {
-    sock = await cap().net.connect(String(sc.host), Number(sc.port ?? (sc.tls === false ? 25 : 465)), { tls: sc.tls !== false });
+    sock = await cap().net.connect(String(sc.host), Number(sc.port ?? { plain: 25, starttls: 587, tls: 465 }[mode]), { tls: mode === 'tls' });
   } catch (e) {
     throw channelError(`email: smtp connect failed: ${e.message}`, true, 30_000);
   }
@@ -557,7 +561,17 @@ async function smtpSend(out, messageId, thread) {
       return r;
     };
     await step(null, [220], 'greeting');
-    const ehlo = await step(`EHLO ${String(sc.helo || 'carapace.local')}`, [250], 'EHLO');
+    const hello = `EHLO ${String(sc.helo || 'carapace.local')}`;
+    let ehlo = await step(hello, [250], 'EHLO');
+    if (mode === 'starttls') {
+      if (!/\bSTARTTLS\b/i.test(ehlo.text)) throw channelError('email: smtp server does not offer STARTTLS; not sending in clear text', false);
+      await step('STARTTLS', [220], 'STARTTLS');
+      // Anything after the go-ahead came in clear text, possibly injected by a man in the middle.
+      if (s.pending()) throw channelError('email: smtp server sent data after its STARTTLS go-ahead; refusing', false);
+      await sock.startTls();
+      if (s.pending()) throw channelError('email: smtp server sent data after its STARTTLS go-ahead; refusing', false);
+      ehlo = await step(hello, [250], 'EHLO after STARTTLS'); // RFC 3207: forget what was said in clear text
+    }
     if (sc.auth) {
       if (!/AUTH[ =][^\n]*PLAIN/i.test(ehlo.text)) throw channelError('email: smtp server offers no AUTH PLAIN', false);
       await step('AUTH PLAIN {{secret:SMTP_AUTH_PLAIN}}', [235], 'AUTH');
