@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
-import { GATEWAY_NODE_FLAGS } from '../core/gateway/node-flags.ts';
+import { GATEWAY_ENV, GATEWAY_NODE_FLAGS } from '../core/gateway/node-flags.ts';
 import { makeReport, percentile, treeRss, treePss, treeResidentUnique, MB } from './lib.ts';
 
 const BIN = fileURLToPath(new URL('../core/cli/bin.js', import.meta.url));
@@ -59,7 +59,7 @@ async function start(kind: 'gateway' | 'baseline'): Promise<Started> {
   const t0 = performance.now();
   const child =
     kind === 'gateway'
-      ? spawn(process.execPath, [...GATEWAY_NODE_FLAGS, BIN, 'start', '--home', join(base, 'home'), '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ANTHROPIC_API_KEY: '', OPENAI_API_KEY: '' } })
+      ? spawn(process.execPath, [...GATEWAY_NODE_FLAGS, BIN, 'start', '--home', join(base, 'home'), '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...GATEWAY_ENV, ANTHROPIC_API_KEY: '', OPENAI_API_KEY: '' } })
       : spawn(process.execPath, ['-e', BASELINE_SRC], { stdio: ['ignore', 'pipe', 'pipe'] });
   const port = await new Promise<number>((resolve, reject) => {
     let buf = '';

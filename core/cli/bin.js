@@ -1,5 +1,5 @@
-#!/usr/bin/env -S node --max-semi-space-size=1 --expose-gc
-// The shebang's flags: see core/gateway/node-flags.ts.
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=1 --expose-gc
+// The shebang's environment and flags: see core/gateway/node-flags.ts.
 // Plain JavaScript on purpose: this file must run on any Node to say, in one
 // line, that Carapace needs Node 24 — instead of a syntax error from deeper code.
 const major = Number(process.versions.node.split('.')[0]);

@@ -1,7 +1,8 @@
-// Node flags for a long-running gateway. V8 reads them at start-up only, so every
-// way of starting the gateway passes them: the service units (core/ops/service.ts),
-// `npm start` (package.json) and `carapace start` (the shebang of core/cli/bin.js);
-// test/ops/service.test.ts checks that all of them agree.
+// Node flags and environment for a long-running gateway. Both are read at
+// start-up only, so every way of starting the gateway passes them: the service
+// units (core/ops/service.ts), `npm start` (package.json) and `carapace start`
+// (the shebang of core/cli/bin.js); test/ops/service.test.ts checks that all of
+// them agree.
 // - V8's default young generation grows to 2 × 64 MB on a machine with plenty of
 //   memory and stays committed; a gateway on a Raspberry Pi has no use for it.
 //   Capped, idle memory is ~40 MB lower for a few more (short) scavenges.
@@ -9,3 +10,12 @@
 //   too (first-party code); the sandbox process, where isolates live, does not get
 //   this flag (isolate-runtime.ts).
 export const GATEWAY_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1', '--expose-gc'];
+
+// glibc gives every thread that allocates an arena of its own (up to eight per
+// core), and each arena keeps what was freed in it. The gateway's threads (main,
+// libuv's pool, V8's helpers, plugin threads) do well with two: ~3 MB less
+// resident, and less of the slow growth long-running processes show.
+export const GATEWAY_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' };
+
+/** `NAME=value ...` as a shell or `env -S` takes it. */
+export const GATEWAY_ENV_WORDS = Object.entries(GATEWAY_ENV).map(([k, v]) => `${k}=${v}`).join(' ');

@@ -4,7 +4,7 @@ import { homedir, userInfo } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../home.ts';
-import { GATEWAY_NODE_FLAGS } from '../gateway/node-flags.ts';
+import { GATEWAY_ENV, GATEWAY_NODE_FLAGS } from '../gateway/node-flags.ts';
 
 // Running the gateway as a per-user background service: a systemd *user* unit on
 // Linux (no root needed; with `loginctl enable-linger` it runs without a login
@@ -80,7 +80,7 @@ Type=simple
 ExecStart=${sdWord(spec.node, true)} ${GATEWAY_NODE_FLAGS.join(' ')} ${sdWord(spec.bin, true)} start
 Environment=${sdWord(`CARAPACE_HOME=${spec.home}`)}
 Environment="CARAPACE_COMPILE_CACHE=%C/carapace/compile-cache"
-Restart=on-failure
+${Object.entries(GATEWAY_ENV).map(([k, v]) => `Environment=${sdWord(`${k}=${v}`)}\n`).join('')}Restart=on-failure
 RestartSec=5
 TimeoutStopSec=20
 KillMode=mixed

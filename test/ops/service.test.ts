@@ -3,10 +3,11 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { runCli, BIN } from '../helpers/cli.ts';
 import { parseUnit } from '../../core/ops/service.ts';
-import { GATEWAY_NODE_FLAGS } from '../../core/gateway/node-flags.ts';
+import { GATEWAY_ENV, GATEWAY_ENV_WORDS, GATEWAY_NODE_FLAGS } from '../../core/gateway/node-flags.ts';
 
 function scratch(t: { after(fn: () => void): void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'carapace-service-'));
@@ -42,6 +43,7 @@ test('the systemd user unit runs node >= 24 on the carapace bin with the home se
   assert.equal(bin, BIN);
   assert.equal(verb, 'start');
   assert.ok(svc.Environment.map(unquote).includes(`CARAPACE_HOME=${home}`));
+  for (const [k, v] of Object.entries(GATEWAY_ENV)) assert.ok(svc.Environment.map(unquote).includes(`${k}=${v}`), `the gateway's ${k}`);
   assert.deepEqual(
     { Restart: svc.Restart, NoNewPrivileges: svc.NoNewPrivileges, ProtectSystem: svc.ProtectSystem, ProtectHome: svc.ProtectHome, PrivateTmp: svc.PrivateTmp },
     { Restart: ['on-failure'], NoNewPrivileges: ['yes'], ProtectSystem: ['strict'], ProtectHome: ['read-only'], PrivateTmp: ['no'] },
@@ -119,10 +121,13 @@ test('service install writes the user unit, status reports it current, uninstall
   assert.equal(existsSync(res.path), false);
 });
 
-test('carapace start (the bin shebang) and npm start pass the same node flags as the service units', () => {
+test('carapace start (the bin shebang) and npm start pass the same node flags and environment as the service units', () => {
   const root = new URL('../../', import.meta.url);
   const shebang = readFileSync(new URL('core/cli/bin.js', root), 'utf8').split('\n')[0];
-  assert.equal(shebang, `#!/usr/bin/env -S node ${GATEWAY_NODE_FLAGS.join(' ')}`);
+  assert.equal(shebang, `#!/usr/bin/env -S ${GATEWAY_ENV_WORDS} node ${GATEWAY_NODE_FLAGS.join(' ')}`);
   const start = (JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as { scripts: { start: string } }).scripts.start;
-  assert.equal(start, `sh core/cli/node24.sh node ${GATEWAY_NODE_FLAGS.join(' ')} core/cli/bin.js start`);
+  assert.equal(start, `${GATEWAY_ENV_WORDS} sh core/cli/node24.sh node ${GATEWAY_NODE_FLAGS.join(' ')} core/cli/bin.js start`);
+  // The shebang runs: env sets the variable and node gets the flags.
+  const r = spawnSync(fileURLToPath(new URL('core/cli/bin.js', root)), ['--version'], { encoding: 'utf8', env: { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH}` } });
+  assert.equal(r.status, 0, r.stderr);
 });
