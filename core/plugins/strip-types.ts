@@ -56,7 +56,8 @@ export async function stripTypes(sources: string[]): Promise<string[]> {
   const missing: number[] = [];
   keys.forEach((key, i) => {
     const hit = stripped.get(key) ?? readCached(dir, key);
-    if (hit === null) missing.push(i);
+    // 'strip' mode only blanks types out, so the lengths match; anything else is a damaged cache file.
+    if (hit === null || hit.length !== sources[i].length) missing.push(i);
     else stripped.set(key, hit);
   });
   if (missing.length > 0) {
