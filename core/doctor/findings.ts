@@ -254,6 +254,19 @@ const execWithoutSandbox: Check = ({ config, env }) => {
   }];
 };
 
+// Isolates are the first wall around plugins; bubblewrap around the process that
+// holds them is the second (core/plugins/confine.ts).
+const sandboxHostUnconfined: Check = ({ env }) => {
+  if (process.platform !== 'linux' || onPath('bwrap', env)) return [];
+  return [{
+    id: 'plugins.sandbox-unconfined',
+    severity: 'warn',
+    what: 'bubblewrap (bwrap) is not installed, so the process that runs plugin isolates has no OS confinement',
+    why: 'should a plugin ever escape its isolate, it would reach the network and every file this user can read, the secrets store among them',
+    fix: 'install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap) and restart the gateway',
+  }];
+};
+
 const STALE_PAIRING_MS = 24 * 3600_000;
 
 function openReadOnly(paths: HomePaths): Database.Database | null {
@@ -337,6 +350,7 @@ export const checks: Check[] = [
   openDmPolicies,
   pluginPrivileges,
   execWithoutSandbox,
+  sandboxHostUnconfined,
   stalePairingRequests,
   databaseIntegrity,
   lowDisk,

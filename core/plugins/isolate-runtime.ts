@@ -1,8 +1,9 @@
-// The gateway's side of the sandbox host: spawns it (lazily, once), loads plugins
+// The gateway's side of the sandbox host: spawns it (lazily, once; under
+// bubblewrap where it can, see confine.ts), loads plugins
 // into it, relays hook calls out and capability calls in. A capability call is
 // decided and performed here, in the gateway, by the plugin's host functions.
 
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { FromSandbox, ToSandbox } from './sandbox-protocol.ts';
 import { PluginCallError, errorInfo, type CapabilityHandler, type LoadSpec, type PluginInstance } from './runtime.ts';
@@ -10,6 +11,7 @@ import { redactString } from '../log/redact.ts';
 import { secretValues } from '../secrets/known.ts';
 import type { Logger } from '../log/logger.ts';
 import { addIdleCollector } from '../gateway/memory-reducer.ts';
+import { confinedArgs, findBwrap } from './confine.ts';
 
 // Plain JavaScript: the sandbox process then never loads Node's TypeScript stripper (~17 MB).
 const SANDBOX_HOST = fileURLToPath(new URL('./sandbox-host.js', import.meta.url));
@@ -41,24 +43,57 @@ export class SandboxHost {
   #nextId = 1;
   #closing = false;
 
-  constructor(log: Logger) {
+  readonly #hide: string[];
+  /** Why the host runs without bubblewrap, once that is known (null: confined, or not started yet). */
+  #unconfined: string | null = null;
+
+  /** `hide`: paths the confined host must not see even under a directory it can read (the home). */
+  constructor(log: Logger, opts: { hide?: string[] } = {}) {
     this.#log = log;
+    this.#hide = opts.hide ?? [];
   }
 
   get pid(): number | undefined {
     return this.#child?.pid;
   }
 
+  /** Null when the host runs under bubblewrap, else why it does not. */
+  get unconfined(): string | null {
+    return this.#unconfined;
+  }
+
   #spawn(): Promise<ChildProcess> {
-    this.#ready ??= new Promise((resolve, reject) => {
-      // No secrets in its environment: the sandbox host never needs one.
-      const child = fork(SANDBOX_HOST, [], {
-        execArgv: ['--no-node-snapshot', '--disable-warning=ExperimentalWarning'],
-        // Two malloc arenas, not eight per core: the process is mostly idle and every arena keeps what it freed.
+    this.#ready ??= (async () => {
+      const bwrap = this.#unconfined === null ? findBwrap() : null;
+      if (bwrap) {
+        try {
+          return await this.#start(bwrap);
+        } catch (err) {
+          this.#unconfined = `bubblewrap could not start it: ${errorMessage(err)}`;
+        }
+      } else {
+        this.#unconfined ??= 'bubblewrap (bwrap) is not installed';
+      }
+      this.#log.warn('the sandbox host runs without OS confinement', { reason: this.#unconfined });
+      return this.#start(null);
+    })();
+    return this.#ready;
+  }
+
+  /** Start the host (under bwrap when given); resolves when it is ready, rejects if it exits first. */
+  #start(bwrap: string | null): Promise<ChildProcess> {
+    return new Promise((resolve, reject) => {
+      const execArgv = ['--no-node-snapshot', '--disable-warning=ExperimentalWarning'];
+      const options = {
+        // No secrets in its environment: the sandbox host never needs one. Two malloc
+        // arenas, not eight per core: it is mostly idle and every arena keeps what it freed.
         env: { PATH: process.env.PATH ?? '', MALLOC_ARENA_MAX: '2' },
-        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-        serialization: 'json',
-      });
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'] as ('ignore' | 'inherit' | 'ipc')[],
+        serialization: 'json' as const,
+      };
+      const child = bwrap
+        ? spawn(bwrap, confinedArgs({ node: process.execPath, execArgv, script: SANDBOX_HOST, hide: this.#hide }), options)
+        : fork(SANDBOX_HOST, [], { ...options, execArgv });
       this.#child = child;
       const removeCollector = addIdleCollector(() => this.#send(child, { t: 'gc' }));
       child.once('exit', removeCollector);
@@ -69,6 +104,7 @@ export class SandboxHost {
       child.once('error', reject);
       child.once('exit', (code, signal) => {
         reject(new Error(`sandbox host exited (${code ?? signal})`));
+        if (this.#child !== child) return;
         this.#child = null;
         this.#ready = null;
         if (!this.#closing) this.#log.error('sandbox host exited', { code, signal });
@@ -83,7 +119,6 @@ export class SandboxHost {
         for (const pid of [...this.#plugins.keys()]) this.#exit(pid, 'sandbox host exited');
       });
     });
-    return this.#ready;
   }
 
   #send(child: ChildProcess, m: ToSandbox): void {

@@ -96,6 +96,17 @@ test('doctor warns that exec is enabled without bubblewrap on PATH, and not once
   assert.equal(ids((await doctor(h.dir, [], { PATH: '/nonexistent' })).report).includes('exec.no-sandbox'), false);
 });
 
+test('doctor warns that plugin isolates run without OS confinement when bubblewrap is missing (Linux)', { skip: process.platform === 'linux' ? false : 'bubblewrap confinement is Linux only' }, async (t) => {
+  const h = home(t);
+  writeFileSync(h.paths.config, JSON.stringify({ agents: { defaults: { tools: { deny: ['exec'] } } } }));
+  const without = await doctor(h.dir, [], { PATH: '/nonexistent' });
+  assert.ok(ids(without.report).includes('plugins.sandbox-unconfined'));
+  const bin = join(h.dir, '..', 'bin');
+  mkdirSync(bin);
+  writeFileSync(join(bin, 'bwrap'), '#!/bin/sh\n', { mode: 0o755 });
+  assert.equal(ids((await doctor(h.dir, [], { PATH: bin })).report).includes('plugins.sandbox-unconfined'), false);
+});
+
 test('doctor reports device pairing requests left unanswered', async (t) => {
   const h = home(t);
   openDb(h.paths.db).close();
