@@ -30,7 +30,8 @@ export function findBwrap(env: NodeJS.ProcessEnv = process.env): string | null {
 export function confinedArgs(opts: { node: string; execArgv: string[]; script: string; hide: string[] }): string[] {
   const node = realpathSync(opts.node);
   const root = realpathSync(REPO_ROOT);
-  const args = ['--unshare-all', '--die-with-parent', '--new-session', '--cap-drop', 'ALL'];
+  // --as-pid-1: node is the namespace's init, so no bwrap init process sits beside it.
+  const args = ['--unshare-all', '--as-pid-1', '--die-with-parent', '--new-session', '--cap-drop', 'ALL'];
   // The system's shared libraries, time zone data, and nothing else of the host.
   for (const dir of ['/usr', '/lib', '/lib64', '/lib32']) if (existsSync(dir)) args.push('--ro-bind', dir, dir);
   if (existsSync('/etc/localtime')) args.push('--ro-bind', '/etc/localtime', '/etc/localtime');
