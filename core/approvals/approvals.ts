@@ -54,6 +54,8 @@ export interface ApprovalsDeps {
   events?: EventFanout;
   log?: Logger;
   defaultTimeoutMs?: number;
+  /** Told of every new request (after it is stored): where the owner is asked besides the operator devices. */
+  onRequested?: (ask: { id: string; tool: string; input: unknown; agentId: string; sessionKey: string; expiresAt: number }) => void;
 }
 
 /** Longest an input is kept in the table and shown to the owner. */
@@ -144,6 +146,11 @@ export function createApprovals(deps: ApprovalsDeps): Approvals {
         SCOPE,
       );
       deps.log?.info('approval requested', { approvalId: id, tool: call.tool, sessionKey: call.sessionKey });
+      try {
+        deps.onRequested?.({ id, tool: call.tool, input: JSON.parse(storedInput(call.input)), agentId: call.agentId, sessionKey: call.sessionKey, expiresAt });
+      } catch (err) {
+        deps.log?.warn('could not ask for approval in chat', { approvalId: id, err });
+      }
       return decided;
     },
 

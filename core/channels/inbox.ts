@@ -30,7 +30,7 @@ export interface Inbox {
   accept(msg: InboundMessage): { duplicate: false; id: number } | { duplicate: true; row: InboundRow };
   routed(id: number, agentId: string, sessionKey: string): void;
   dispatched(id: number): void;
-  refused(id: number, state: 'refused' | 'pairing', reason: string): void;
+  refused(id: number, state: 'refused' | 'pairing' | 'command', reason: string): void;
   /** Messages accepted but not yet handed to an agent (a crash in between): oldest first. */
   unfinished(): InboundRow[];
   counts(): Record<string, number>;

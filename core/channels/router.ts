@@ -52,6 +52,11 @@ export interface RouterDeps {
   dispatch: DispatchFn;
   reply: ReplyFn;
   onPairingRequested?: (event: PairingRequestedEvent) => void;
+  /**
+   * A message the kernel answers itself (the owner's /approve in a chat): returns
+   * the answer, and the message goes no further. Null: route it as usual.
+   */
+  command?: (msg: InboundMessage) => string | null;
 }
 
 export type RouteResult =
@@ -60,7 +65,8 @@ export type RouteResult =
   | { outcome: 'queued'; inboundId: number; agentId: string; sessionKey: string }
   | { outcome: 'duplicate'; inboundId: number }
   | { outcome: 'refused'; inboundId: number; reason: string }
-  | { outcome: 'pairing'; inboundId: number; reason: 'code-sent' | 'already-requested' | 'pending-full' };
+  | { outcome: 'pairing'; inboundId: number; reason: 'code-sent' | 'already-requested' | 'pending-full' }
+  | { outcome: 'command'; inboundId: number };
 
 export interface Router {
   /**
@@ -83,6 +89,19 @@ function pairingText(channel: string, code: string): string {
 
 export function createRouter(deps: RouterDeps): Router {
   async function route(id: number, msg: InboundMessage): Promise<RouteResult> {
+    const answer = deps.command?.(msg) ?? null;
+    if (answer !== null) {
+      deps.inbox.refused(id, 'command', 'answered by the kernel');
+      deps.reply({
+        channel: msg.channel,
+        account: msg.account,
+        chatId: msg.chatId,
+        ...(msg.threadId !== undefined ? { threadId: msg.threadId } : {}),
+        text: answer,
+        idempotencyKey: `command:${msg.channel}:${msg.account ?? 'default'}:${msg.platformMessageId}`,
+      });
+      return { outcome: 'command', inboundId: id };
+    }
     const config = deps.config();
     const decision = decideAccess(config.channels[msg.channel], msg, () => deps.pairing.isApproved(msg.channel, msg.sender.id));
     if (decision.verdict === 'refuse') {

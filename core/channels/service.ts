@@ -6,7 +6,7 @@ import { CarapaceError } from '../errors.ts';
 import { envSecrets, type SecretsSource } from '../secrets/source.ts';
 import { createInbox, type Inbox } from './inbox.ts';
 import { createPairingStore, type PairingStore } from './pairing.ts';
-import { createRouter, type DispatchFn, type Router } from './router.ts';
+import { createRouter, type DispatchFn, type Router, type RouterDeps } from './router.ts';
 import { createDeliveryQueue, type DeliveryQueue, type Sender } from './delivery.ts';
 import { parseOutbound } from './envelope.ts';
 import { prepareOutbound, DEFAULT_CAPABILITIES } from './outbound.ts';
@@ -28,6 +28,8 @@ export interface ChannelsDeps {
   secrets?: SecretsSource;
   /** A channel's declared capabilities (manifest `provides`); defaults otherwise. */
   capabilities?: (channel: string) => ChannelCapabilities | undefined;
+  /** Messages the kernel answers itself (router.ts). */
+  command?: RouterDeps['command'];
 }
 
 export interface ChannelsService extends Service {
@@ -66,6 +68,7 @@ export function createChannelsService(ctx: KernelContext, deps: ChannelsDeps): C
     dispatch: deps.dispatch,
     reply: (out) => void send(out),
     onPairingRequested: (e) => deps.events?.broadcast('pairing.requested', e, 'operator.pairing'),
+    command: deps.command,
   });
 
   function sendFromAgent(req: { sessionKey: string; target: MessageTarget; text: string; threadId?: string; idempotencyKey: string }): { ids: number[] } {

@@ -62,6 +62,8 @@ export interface Config {
   hooks: Record<string, { secret: { secret: string } | string | null; agentId?: string; sessionKey?: string; deliver?: string | null; action?: 'agent' | 'wake' }>;
   plugins: Record<string, { enabled?: boolean; config?: Record<string, unknown>; grant?: Record<string, unknown> }>;
   logging: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' };
+  /** `chat`: the owner on chat channels, asked there for tool approvals (`peer`: their sender id; `chatId`: where to ask, default the peer). */
+  approvals: { chat: { channel: string; peer: string; chatId?: string; account?: string }[] };
 }
 
 /** The embedded defaults: what `npm start` runs with when there is no config.json at all. */
@@ -85,6 +87,7 @@ export function defaultConfig(): Config {
     hooks: {},
     plugins: {},
     logging: { level: 'info' },
+    approvals: { chat: [] },
   };
 }
 

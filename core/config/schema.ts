@@ -217,6 +217,28 @@ export const configSchema = {
       properties: { level: { enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] } },
       additionalProperties: false,
     },
+    approvals: {
+      type: 'object',
+      properties: {
+        // Chat identities of the owner: they are asked in that chat and may answer /approve or /deny there.
+        chat: {
+          type: 'array',
+          maxItems: 16,
+          items: {
+            type: 'object',
+            properties: {
+              channel: { type: 'string', minLength: 1 },
+              peer: { type: 'string', minLength: 1 },
+              chatId: { type: 'string', minLength: 1 },
+              account: { type: 'string', minLength: 1 },
+            },
+            required: ['channel', 'peer'],
+            additionalProperties: false,
+          },
+        },
+      },
+      additionalProperties: false,
+    },
   },
   additionalProperties: false,
 } as const;

@@ -81,7 +81,19 @@ const host = (r: ServiceRegistry) => r.get<PluginHost>('plugins');
 export const approvalsFactory: ServiceFactory = async (ctx, registry) => {
   const { createApprovals } = await import('../approvals/approvals.ts');
   const { registerApprovalMethods } = await import('../approvals/methods.ts');
-  const approvals = createApprovals({ db: ctx.db, audit: ctx.audit, timers: systemTimers, events: bus(registry).fanout, log: ctx.log.child({ service: 'approvals' }) });
+  const { askMessages } = await import('../approvals/chat.ts');
+  const approvals = createApprovals({
+    db: ctx.db,
+    audit: ctx.audit,
+    timers: systemTimers,
+    events: bus(registry).fanout,
+    log: ctx.log.child({ service: 'approvals' }),
+    // The owner's chats listed in approvals.chat are asked too (core/approvals/chat.ts), through the durable queue.
+    onRequested: (ask) => {
+      const channels = registry.find<ChannelsService>('channels');
+      for (const msg of askMessages(ctx.config.current, ask, ctx.clock.now())) channels?.send(msg, { sessionKey: ask.sessionKey });
+    },
+  });
   registerApprovalMethods(bus(registry).methods, approvals);
   return { name: 'approvals', approvals, stop: () => approvals.close(), status: () => ({ pending: approvals.list({ status: 'pending' }).length }) } as Service & { approvals: Approvals };
 };
@@ -232,6 +244,7 @@ function dispatchToAgent(registry: ServiceRegistry, ctx: KernelContext) {
 
 export const channelsFactory: ServiceFactory = async (ctx, registry) => {
   const { createChannelsService } = await import('../channels/service.ts');
+  const { approvalCommand } = await import('../approvals/chat.ts');
   const plugins = host(registry);
   const service = createChannelsService(ctx, {
     dispatch: dispatchToAgent(registry, ctx),
@@ -240,6 +253,7 @@ export const channelsFactory: ServiceFactory = async (ctx, registry) => {
     events: bus(registry).fanout,
     secrets: kernelSecrets(ctx),
     capabilities: (channel) => channelCapabilities(plugins, channel),
+    command: approvalCommand(() => ctx.config.current, () => registry.get<Service & { approvals: Approvals }>('approvals').approvals),
   });
   for (const id of plugins.pluginsOf('channel')) service.setSender(id, (msg) => plugins.channelSend(id, msg));
   return service;

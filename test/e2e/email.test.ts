@@ -31,8 +31,8 @@ function parse(m: { to: string[]; data: string }): Sent {
   return { to: m.to, data: m.data, body: decoded, header: (name) => new RegExp(`^${name}: (.*)$`, 'im').exec(unfolded)?.[1].trim() };
 }
 
-async function emailGateway(t: TestContext, opts: { smtp?: () => Promise<SmtpSink>; channel?: Record<string, unknown>; smtpConfig?: Record<string, unknown>; env?: NodeJS.ProcessEnv } = {}) {
-  const imap = await startDovecot({ password: TEST_SECRETS.imapPassword });
+async function emailGateway(t: TestContext, opts: { smtp?: () => Promise<SmtpSink>; channel?: Record<string, unknown>; smtpConfig?: Record<string, unknown>; imapConfig?: Record<string, unknown>; imapTls?: { cert: string; key: string }; env?: NodeJS.ProcessEnv } = {}) {
+  const imap = await startDovecot({ password: TEST_SECRETS.imapPassword, tls: opts.imapTls });
   t.after(() => imap.stop());
   const smtp = await (opts.smtp ?? startSmtpSink)();
   t.after(() => smtp.stop());
@@ -45,7 +45,7 @@ async function emailGateway(t: TestContext, opts: { smtp?: () => Promise<SmtpSin
         from: 'agent@carapace.test',
         backfill: true,
         retryBaseMs: 100,
-        imap: { host: '127.0.0.1', port: imap.port, tls: false, user: imap.user },
+        imap: { host: '127.0.0.1', port: imap.port, tls: false, user: imap.user, ...opts.imapConfig },
         smtp: { host: '127.0.0.1', port: smtp.port, tls: false, ...opts.smtpConfig },
         ...opts.channel,
       },
@@ -124,18 +124,21 @@ test('email through a real MTA: the agent\'s threaded reply to an allowlisted se
 
 const skipTls = skip || (!haveExim ? 'exim is not installed (exim4-daemon-light, listed in .ci/apt-packages)' : !haveOpenssl ? 'openssl is not installed' : false);
 
-test('email over STARTTLS: exim gets the reply over TLS on a certificate the gateway verifies', { skip: skipTls }, async (t) => {
+test('email over STARTTLS both ways: mail read from dovecot and the reply sent to exim inside TLS, on a certificate the gateway verifies', { skip: skipTls }, async (t) => {
   const cert = selfSignedCert();
   t.after(cert.cleanup);
   const { imap, smtp, gw } = await emailGateway(t, {
     smtp: () => startExim({ tls: cert }),
     smtpConfig: { tls: 'starttls' },
+    imapTls: cert,
+    imapConfig: { tls: 'starttls' },
     channel: { dmPolicy: 'allowlist', allowFrom: ['bob@example.org'] },
     env: { NODE_EXTRA_CA_CERTS: cert.cert }, // the gateway trusts this certificate and no other self-signed one
   });
   imap.deliver(mail({ from: 'Bob <bob@example.org>', subject: 'Private', body: 'over TLS please' }).raw);
   const [delivered] = await smtp.waitMessages(1, 20_000);
   assert.match(delivered.data, /^Received: from \[127\.0\.0\.1\][^]*with esmtps\s+\(TLS1\.[23]/im, 'exim received it inside TLS');
+  assert.match(imap.log(), /imap-login: Info: Login: user=<alice>, .*\bTLS\b/, 'dovecot saw the login inside TLS');
   assert.equal((await gw.stop()).code, 0);
 });
 
@@ -153,4 +156,10 @@ test('email over STARTTLS refuses a server whose certificate it cannot verify: n
   imap.deliver(mail({ from: 'Bob <bob@example.org>', subject: 'Private', body: 'secret plans' }).raw);
   await until('the certificate refusal in the log', () => /TLS handshake with 127\.0\.0\.1:\d+ failed: .*(SELF_SIGNED|self-signed)/i.test(gw.output()), 20_000);
   assert.equal(smtp.messages().length, 0);
+});
+
+test('IMAP over STARTTLS refuses a server that does not offer it: the password is never sent in clear text', { skip: skipTls }, async (t) => {
+  const { imap, gw } = await emailGateway(t, { imapConfig: { tls: 'starttls' } });
+  await until('the refusal in the log', () => /imap: server does not offer STARTTLS/.test(gw.output()), 20_000);
+  assert.doesNotMatch(imap.log(), /Login: user=/, 'no login reached the server');
 });

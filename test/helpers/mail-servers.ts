@@ -59,10 +59,12 @@ export interface Dovecot {
   deliver(raw: string): void;
   /** Disconnect the user's IMAP sessions server-side (`doveadm kick`). */
   kick(): void;
+  /** What dovecot logged so far (logins, with TLS or not). */
+  log(): string;
   stop(): Promise<void>;
 }
 
-export async function startDovecot(opts: { password?: string } = {}): Promise<Dovecot> {
+export async function startDovecot(opts: { password?: string; tls?: { cert: string; key: string } } = {}): Promise<Dovecot> {
   const dir = mkdtempSync(join(tmpdir(), 'cp-dove-'));
   chmodSync(dir, 0o755);
   const user = 'alice';
@@ -81,7 +83,7 @@ listen = 127.0.0.1
 base_dir = ${dir}/run
 state_dir = ${dir}/run
 log_path = ${dir}/dovecot.log
-ssl = no
+${opts.tls ? `ssl = yes\nssl_cert = <${opts.tls.cert}\nssl_key = <${opts.tls.key}` : 'ssl = no'}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 mail_location = maildir:${dir}/mail/%u/Maildir
@@ -131,6 +133,7 @@ service anvil {
     port,
     user,
     password,
+    log,
     deliver(raw) {
       const name = `${Date.now()}.M${++n}P${process.pid}.carapace-test`;
       const tmp = join(maildir, 'tmp', name);

@@ -11,6 +11,8 @@
 // core's pairing/allowlist still applies. HTML-only mail is turned into text.
 // Threads: the thread id is the root Message-ID (first of References, else
 // In-Reply-To, else the message's own id); replies carry In-Reply-To/References.
+// IMAP: implicit TLS (`tls: true`, 993), STARTTLS (`tls: "starttls"`, 143; refused
+// when not offered) or plain (`tls: false`).
 // Outbound: SMTP with implicit TLS (`tls: true`, 465), STARTTLS (`tls: "starttls"`,
 // 587: refused outright, never sent in clear, when the server does not offer it)
 // or plain (`tls: false`, loopback/relay). AUTH PLAIN uses `{{secret:SMTP_AUTH_PLAIN}}`
@@ -317,7 +319,8 @@ function streamOf(sock) {
 // ------------------------------------------------------------------ IMAP
 
 async function imapOpen() {
-  const sock = await cap().net.connect(String(cfg.imap.host), Number(cfg.imap.port ?? (cfg.imap.tls === false ? 143 : 993)), { tls: cfg.imap.tls !== false });
+  const mode = cfg.imap.tls === 'starttls' ? 'starttls' : cfg.imap.tls === false ? 'plain' : 'tls';
+  const sock = await cap().net.connect(String(cfg.imap.host), Number(cfg.imap.port ?? (mode === 'tls' ? 993 : 143)), { tls: mode === 'tls' });
   const s = streamOf(sock);
   let tag = 0;
   const greeting = await s.line();
@@ -343,6 +346,15 @@ async function imapOpen() {
       if (onUntagged) onUntagged(line);
       untagged.push({ line });
     }
+  }
+  if (mode === 'starttls') {
+    const caps = await cmd('CAPABILITY');
+    if (!caps.some((u) => /^\* CAPABILITY .*\bSTARTTLS\b/i.test(u.line))) throw new Error('imap: server does not offer STARTTLS; not logging in over clear text');
+    await cmd('STARTTLS');
+    // Anything after the go-ahead came in clear text, possibly injected by a man in the middle.
+    if (s.pending()) throw new Error('imap: server sent data after its STARTTLS go-ahead; refusing');
+    await sock.startTls();
+    if (s.pending()) throw new Error('imap: server sent data after its STARTTLS go-ahead; refusing');
   }
   return { s, cmd, nextTag: () => `c${++tag}` };
 }
