@@ -295,9 +295,11 @@ export function createSocketTable(o: SocketTableOptions): SocketTable {
           ? undefined
           : async () => {
               // Whatever the server sent after its go-ahead arrived in clear text and could
-              // be a man in the middle's injection (CVE-2011-0411): refuse rather than mix it in.
-              if (e.held || sock.readableLength > 0) throw new NetError('refusing STARTTLS: data arrived after the go-ahead, before the handshake');
+              // be a man in the middle's injection (CVE-2011-0411): refuse rather than mix it
+              // in. Data not yet handed to the plugin is checked here; what was handed over
+              // arrives before this call's answer, where the plugin checks its own buffer.
               sock.off('data', onData);
+              if (e.held || e.queue.length > 0 || sock.readableLength > 0) throw new NetError('refusing STARTTLS: data arrived after the go-ahead, before the handshake');
               const secure = tlsConnect({ socket: sock, host, ...(isIP(host) ? {} : { servername: host }) });
               await handshake(secure, 'secureConnect', `TLS handshake with ${host}:${port}`);
               secure.setEncoding('utf8');
