@@ -45,7 +45,10 @@ export interface SocketEvents {
   /**
    * Plain TCP sockets only (STARTTLS, as in SMTP on port 587): continue this
    * connection over TLS, the certificate verified for the host it was opened to.
-   * Call it once the server has said go ahead and nothing else has arrived since.
+   * Call it once the server has said go ahead and nothing else has arrived since;
+   * await it before writing (a write meanwhile is refused), and check again when it
+   * resolves that nothing arrived in between: that would be clear text a man in the
+   * middle injected, to be refused, not read as the server's TLS answer.
    */
   startTls(): Promise<void>;
 }

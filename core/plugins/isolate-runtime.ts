@@ -69,6 +69,7 @@ export class SandboxHost {
         try {
           return await this.#start(bwrap);
         } catch (err) {
+          if (this.#closing) throw err;
           this.#unconfined = `bubblewrap could not start it: ${errorMessage(err)}`;
         }
       } else {
@@ -94,17 +95,23 @@ export class SandboxHost {
       const child = bwrap
         ? spawn(bwrap, confinedArgs({ node: process.execPath, execArgv, script: SANDBOX_HOST, hide: this.#hide }), options)
         : fork(SANDBOX_HOST, [], { ...options, execArgv });
-      this.#child = child;
+      // It becomes the host only once it is ready: one that dies before (bwrap unable
+      // to start it) must not reset the state its unconfined successor will own.
+      let ready = false;
+      child.on('message', (m: FromSandbox) => {
+        if (m.t === 'ready') {
+          if (this.#closing) return void child.kill('SIGKILL'); // the plugin host stopped meanwhile
+          ready = true;
+          this.#child = child;
+          resolve(child);
+        } else this.#onMessage(m);
+      });
       const removeCollector = addIdleCollector(() => this.#send(child, { t: 'gc' }));
       child.once('exit', removeCollector);
-      child.on('message', (m: FromSandbox) => {
-        if (m.t === 'ready') resolve(child);
-        else this.#onMessage(m);
-      });
       child.once('error', reject);
       child.once('exit', (code, signal) => {
         reject(new Error(`sandbox host exited (${code ?? signal})`));
-        if (this.#child !== child) return;
+        if (!ready || this.#child !== child) return;
         this.#child = null;
         this.#ready = null;
         if (!this.#closing) this.#log.error('sandbox host exited', { code, signal });

@@ -72,6 +72,8 @@ interface Entry {
   destroy(): void;
   /** Plain TCP sockets only. */
   upgrade?(): Promise<void>;
+  /** Between startTls() and the end of the handshake: a write now would leave in clear text. */
+  upgrading?: boolean;
 }
 
 function scrubWith(text: string, values: string[]): string {
@@ -323,6 +325,7 @@ export function createSocketTable(o: SocketTableOptions): SocketTable {
       const e = entry(id);
       if (typeof data !== 'string') throw new TypeError('data must be a string');
       if (Buffer.byteLength(data) > limits.maxMessageBytes) throw new NetError(`write larger than ${limits.maxMessageBytes} bytes`);
+      if (e.upgrading) throw new NetError('write during STARTTLS: wait for startTls() to finish');
       const text = substitute(data, e.host, o, e.used);
       try {
         await e.send(text);
@@ -337,11 +340,14 @@ export function createSocketTable(o: SocketTableOptions): SocketTable {
       if (!e.upgrade) throw new NetError('STARTTLS needs a plain TCP socket (this one is a websocket or already TLS)');
       const upgrade = e.upgrade;
       e.upgrade = undefined; // once
+      e.upgrading = true;
       try {
         await upgrade();
       } catch (err) {
         e.destroy();
         throw err instanceof NetError ? err : new NetError(`STARTTLS with ${e.host} failed: ${(err as Error).message}`);
+      } finally {
+        e.upgrading = false;
       }
       return null;
     },

@@ -290,4 +290,3 @@ port.on('message', (m: { t: string; [k: string]: unknown }) => {
   }
 });
 port.postMessage({ t: 'ready' });
-setTimeout(() => { const g = (globalThis as any).gc; if (g) g({ type: 'major', execution: 'sync', flavor: 'last-resort' }); }, 6000).unref();

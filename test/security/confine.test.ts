@@ -8,6 +8,9 @@ import { join } from 'node:path';
 import { confinedArgs, findBwrap } from '../../core/plugins/confine.ts';
 import { REPO_ROOT } from '../../core/plugins/manifest.ts';
 import { startHost } from '../helpers/plugin-host.ts';
+import { SandboxHost } from '../../core/plugins/isolate-runtime.ts';
+import { createLogHub } from '../../core/log/logger.ts';
+import type { LoadSpec } from '../../core/plugins/runtime.ts';
 import { tempHome } from '../helpers/home.ts';
 
 const bwrap = findBwrap();
@@ -106,4 +109,22 @@ test('where bubblewrap cannot start the host (no user namespaces, say), plugins 
   const warning = fx.logs.find((l) => l.msg === 'the sandbox host runs without OS confinement');
   assert.ok(warning, JSON.stringify(fx.logs));
   assert.match(String(warning.reason), /bubblewrap could not start it: sandbox host exited \(1\)/);
+
+  // A plugin loaded later joins the same (unconfined) host, and both keep their capabilities.
+  const sb = new SandboxHost(hubLogger(), { hide: [] });
+  const code = `export const tools = [{ name: 't', run: async () => 'kv ' + JSON.stringify(await carapace.kv.get('x')) }];`;
+  const spec = (id: string): LoadSpec => ({ id, runtime: 'isolate', entry: 'index.js', files: new Map([['index.js', Buffer.from(code)]]), dir: '/nonexistent', memoryMb: 16, callTimeoutMs: 5000, cpuMsPerCall: 1000, maxPending: 8, config: {} });
+  const handler = async (method: string) => `value for ${method}`;
+  const a = await sb.load(spec('a'), handler);
+  t.after(() => sb.close());
+  assert.deepEqual(await a.call('tool', ['t', {}, {}]), { content: 'kv "value for kv.get"' });
+  const b = await sb.load(spec('b'), handler);
+  assert.deepEqual(await a.call('tool', ['t', {}, {}]), { content: 'kv "value for kv.get"' }, 'the first plugin still gets capability answers');
+  assert.deepEqual(await b.call('tool', ['t', {}, {}]), { content: 'kv "value for kv.get"' });
+  const hosts = descendants(process.pid).filter((pid) => cmdline(pid).some((x) => x.endsWith('sandbox-host.js')));
+  assert.equal(hosts.length, 2, 'one host for the plugin host fixture, one for this SandboxHost: no stray second start');
 });
+
+function hubLogger() {
+  return createLogHub({ stream: null, level: 'debug' }).logger;
+}
