@@ -222,6 +222,12 @@ export interface ChannelCapabilities {
   threads?: boolean;
   media?: boolean;
   markdown?: 'none' | 'basic' | 'full';
+  /**
+   * Sender ids are vouched for by the platform (a Telegram user id, a Slack member
+   * id), not chosen by whoever connects (an IRC nick, an e-mail From header). Only
+   * such channels may carry decisions such as tool approvals (approvals.chat).
+   */
+  authenticatedSender?: boolean;
 }
 
 export interface ChannelPlugin {

@@ -114,6 +114,7 @@ export const manifestSchema = {
             threads: { type: 'boolean' },
             media: { type: 'boolean' },
             markdown: { enum: ['none', 'basic', 'full'] },
+            authenticatedSender: { type: 'boolean' },
           },
           additionalProperties: false,
         },

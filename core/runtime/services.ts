@@ -91,7 +91,14 @@ export const approvalsFactory: ServiceFactory = async (ctx, registry) => {
     // The owner's chats listed in approvals.chat are asked too (core/approvals/chat.ts), through the durable queue.
     onRequested: (ask) => {
       const channels = registry.find<ChannelsService>('channels');
-      for (const msg of askMessages(ctx.config.current, ask, ctx.clock.now())) channels?.send(msg, { sessionKey: ask.sessionKey });
+      const authenticated = (channel: string) => channelCapabilities(host(registry), channel)?.authenticatedSender === true;
+      for (const msg of askMessages(ctx.config.current, ask, ctx.clock.now(), authenticated)) {
+        try {
+          channels?.send(msg, { sessionKey: ask.sessionKey });
+        } catch (err) {
+          ctx.log.warn('could not ask for approval in chat', { approvalId: ask.id, channel: msg.channel, err });
+        }
+      }
     },
   });
   registerApprovalMethods(bus(registry).methods, approvals);
@@ -253,7 +260,11 @@ export const channelsFactory: ServiceFactory = async (ctx, registry) => {
     events: bus(registry).fanout,
     secrets: kernelSecrets(ctx),
     capabilities: (channel) => channelCapabilities(plugins, channel),
-    command: approvalCommand(() => ctx.config.current, () => registry.get<Service & { approvals: Approvals }>('approvals').approvals),
+    command: approvalCommand(
+      () => ctx.config.current,
+      () => registry.get<Service & { approvals: Approvals }>('approvals').approvals,
+      (channel) => channelCapabilities(plugins, channel)?.authenticatedSender === true,
+    ),
   });
   for (const id of plugins.pluginsOf('channel')) service.setSender(id, (msg) => plugins.channelSend(id, msg));
   return service;
