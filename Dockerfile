@@ -33,6 +33,7 @@ RUN useradd --system --uid 10001 --user-group --home-dir /data --shell /usr/sbin
 
 ENV CARAPACE_HOME=/data \
     CARAPACE_COMPILE_CACHE=/home/carapace-cache/compile-cache \
+    MALLOC_ARENA_MAX=2 \
     NODE_ENV=production
 USER carapace
 VOLUME ["/data"]
@@ -42,5 +43,6 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s \
   CMD ["node", "-e", "fetch('http://127.0.0.1:18789/healthz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 
 # tini forwards SIGTERM so the gateway stops cleanly (finishes in-flight work).
-ENTRYPOINT ["tini", "--", "node", "/opt/carapace/core/cli/bin.js"]
+# The gateway's node flags and environment: core/gateway/node-flags.ts.
+ENTRYPOINT ["tini", "--", "node", "--max-semi-space-size=1", "--expose-gc", "/opt/carapace/core/cli/bin.js"]
 CMD ["start", "--bind", "lan", "--port", "18789"]

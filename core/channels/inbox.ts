@@ -11,7 +11,7 @@ import type { InboundMessage } from '../plugin-api.ts';
 // session chosen) → dispatched. Or refused / pairing, where the text is dropped:
 // a stranger's words are not kept.
 
-export type InboundState = 'received' | 'routed' | 'dispatched' | 'refused' | 'pairing';
+export type InboundState = 'received' | 'routed' | 'dispatched' | 'refused' | 'pairing' | 'command';
 
 export interface InboundRow {
   id: number;

@@ -113,7 +113,8 @@ export function createChannelsService(ctx: KernelContext, deps: ChannelsDeps): C
       bus.subscribe('message.send', (m) => {
         const p = (m.payload ?? {}) as { requestId?: unknown; target?: MessageTarget; text?: unknown; threadId?: string; idempotencyKey?: unknown };
         const requestId = typeof p.requestId === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(p.requestId) ? p.requestId : randomUUID();
-        // Only the session on the bus message counts: the plugin host lets a plugin put there only a session it is serving a tool call in.
+        // Only the session on the bus message counts: the plugin host lets a plugin put there only
+        // a session it is serving a tool call in (operator devices, the owner's, may name any).
         const sessionKey = m.sessionKey ?? '';
         let result: Record<string, unknown>;
         try {

@@ -35,7 +35,13 @@ export function startMemoryReducer(): { stop(): void } {
       workSinceCollect = true;
     } else if (workSinceCollect) {
       workSinceCollect = false;
-      for (const collect of collectors) collect();
+      for (const collect of collectors) {
+        try {
+          collect();
+        } catch {
+          // a plugin thread or the sandbox host going away meanwhile: nothing to collect there
+        }
+      }
       gc?.({ type: 'major', execution: 'sync', flavor: 'last-resort' });
       last = performance.eventLoopUtilization(); // the collection itself is not work
     }

@@ -349,7 +349,7 @@ export class PluginHost implements Service {
     let inst: PluginInstance;
     try {
       if (spec.runtime === 'isolate') {
-        this.#sandbox ??= new SandboxHost(this.#deps.log.child({ component: 'sandbox-host' }), { hide: [this.#deps.paths.root] });
+        this.#sandbox ??= new SandboxHost(this.#deps.log.child({ component: 'sandbox-host' }));
         inst = await this.#sandbox.load(spec, guarded);
       } else {
         const load = this.#deps.loadWorker ?? (await import('./worker-runtime.ts')).loadWorkerPlugin;

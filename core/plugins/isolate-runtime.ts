@@ -43,14 +43,11 @@ export class SandboxHost {
   #nextId = 1;
   #closing = false;
 
-  readonly #hide: string[];
   /** Why the host runs without bubblewrap, once that is known (null: confined, or not started yet). */
   #unconfined: string | null = null;
 
-  /** `hide`: paths the confined host must not see even under a directory it can read (the home). */
-  constructor(log: Logger, opts: { hide?: string[] } = {}) {
+  constructor(log: Logger) {
     this.#log = log;
-    this.#hide = opts.hide ?? [];
   }
 
   get pid(): number | undefined {
@@ -93,7 +90,7 @@ export class SandboxHost {
         serialization: 'json' as const,
       };
       const child = bwrap
-        ? spawn(bwrap, confinedArgs({ node: process.execPath, execArgv, script: SANDBOX_HOST, hide: this.#hide }), options)
+        ? spawn(bwrap, confinedArgs({ node: process.execPath, execArgv, script: SANDBOX_HOST }), options)
         : fork(SANDBOX_HOST, [], { ...options, execArgv });
       // It becomes the host only once it is ready: one that dies before (bwrap unable
       // to start it) must not reset the state its unconfined successor will own.

@@ -7,7 +7,7 @@
 // creates it), so later starts skip the stripper altogether.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { getCompileCacheDir } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,9 +23,27 @@ function digest(code: string): string {
   return createHash('sha256').update(process.version).update('\0').update(code).digest('hex');
 }
 
+/** The cache directory, if it is this user's alone (a directory others can write could plant code). */
 function diskCache(): string | null {
-  const dir = getCompileCacheDir();
-  return dir ? join(dir, 'stripped') : null;
+  const root = getCompileCacheDir();
+  if (!root) return null;
+  try {
+    const st = statSync(root);
+    if ((process.getuid && st.uid !== process.getuid()) || (st.mode & 0o022) !== 0) return null;
+  } catch {
+    return null;
+  }
+  return join(root, 'stripped');
+}
+
+/** 'strip' mode only blanks characters out: anything else is a damaged or planted file. */
+function strippedFrom(js: string, ts: string): boolean {
+  if (js.length !== ts.length) return false;
+  for (let i = 0; i < js.length; i++) {
+    const c = js.charCodeAt(i);
+    if (c !== ts.charCodeAt(i) && c !== 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d) return false;
+  }
+  return true;
 }
 
 function readCached(dir: string | null, key: string): string | null {
@@ -56,8 +74,7 @@ export async function stripTypes(sources: string[]): Promise<string[]> {
   const missing: number[] = [];
   keys.forEach((key, i) => {
     const hit = stripped.get(key) ?? readCached(dir, key);
-    // 'strip' mode only blanks types out, so the lengths match; anything else is a damaged cache file.
-    if (hit === null || hit.length !== sources[i].length) missing.push(i);
+    if (hit === null || !strippedFrom(hit, sources[i])) missing.push(i);
     else stripped.set(key, hit);
   });
   if (missing.length > 0) {
@@ -74,7 +91,11 @@ function stripInChild(sources: string[]): Promise<string[]> {
   return new Promise((resolve, reject) => {
     const child = execFile(process.execPath, ['--disable-warning=ExperimentalWarning', STRIPPER], { env: {}, maxBuffer: 256 * 1024 * 1024 }, (err, stdout, stderr) => {
       if (err) return reject(new Error(`cannot strip types: ${stderr.trim() || err.message}`));
-      resolve(JSON.parse(stdout) as string[]);
+      try {
+        resolve(JSON.parse(stdout) as string[]);
+      } catch {
+        reject(new Error('cannot strip types: the stripper printed something other than JSON'));
+      }
     });
     child.stdin!.end(JSON.stringify(sources));
   });

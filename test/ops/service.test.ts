@@ -127,6 +127,9 @@ test('carapace start (the bin shebang) and npm start pass the same node flags an
   assert.equal(shebang, `#!/usr/bin/env -S ${GATEWAY_ENV_WORDS} node ${GATEWAY_NODE_FLAGS.join(' ')}`);
   const start = (JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as { scripts: { start: string } }).scripts.start;
   assert.equal(start, `${GATEWAY_ENV_WORDS} sh core/cli/node24.sh node ${GATEWAY_NODE_FLAGS.join(' ')} core/cli/bin.js start`);
+  const docker = readFileSync(new URL('Dockerfile', root), 'utf8');
+  assert.ok(docker.includes(`ENTRYPOINT ["tini", "--", "node", ${GATEWAY_NODE_FLAGS.map((f) => JSON.stringify(f)).join(', ')}, "/opt/carapace/core/cli/bin.js"]`), 'the container image');
+  for (const [k, v] of Object.entries(GATEWAY_ENV)) assert.match(docker, new RegExp(`^\\s+${k}=${v} \\\\$`, 'm'), `the container image's ${k}`);
   // The shebang runs: env sets the variable and node gets the flags.
   const r = spawnSync(fileURLToPath(new URL('core/cli/bin.js', root)), ['--version'], { encoding: 'utf8', env: { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH}` } });
   assert.equal(r.status, 0, r.stderr);

@@ -31,6 +31,15 @@ test('a damaged cache file is not used: the source is stripped again', async () 
   assert.equal(readFileSync(cacheFile(ts), 'utf8'), js);
 });
 
+test('a cache file that is more than the source with types blanked out (planted code of the same length) is not used', async () => {
+  const ts = `const limit: number = 10; // ${Date.now()}\nexport default limit;\n`;
+  const planted = ts.replace('const limit: number = 10;', 'process.exit(7)         ;');
+  assert.equal(planted.length, ts.length);
+  writeFileSync(cacheFile(ts), planted);
+  const [js] = await stripTypes([ts]);
+  assert.match(js, /^const limit\s+= 10;/);
+});
+
 test('TypeScript the stripper cannot erase is refused with its reason', async () => {
   await assert.rejects(stripTypes([`enum Color { Red } // ${Date.now()}`]), /cannot strip types: .*(enum|TypeScript|not supported)/is);
 });

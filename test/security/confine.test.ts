@@ -27,26 +27,28 @@ const attempt = async (name, fn) => { try { await fn(); out[name] = 'ALLOWED'; }
 await attempt('readSecrets', () => readFileSync(process.argv[2]));
 await attempt('readPasswd', () => readFileSync('/etc/passwd'));
 await attempt('writeCode', () => writeFileSync(process.argv[3], 'planted'));
+await attempt('writeRoot', () => writeFileSync('/planted', 'x'));
+await attempt('readGitConfig', () => readFileSync(process.argv[6]));
 await attempt('connect', () => new Promise((res, rej) => connect(Number(process.argv[4]), '127.0.0.1').once('connect', res).once('error', rej)));
 const ivm = createRequire(process.argv[5])('isolated-vm');
 out.isolate = new ivm.Isolate({ memoryLimit: 16 }).createContextSync().evalSync('6 * 7');
 process.stdout.write(JSON.stringify(out));
 `;
 
-test('the sandbox host confinement: no home, no network, nothing writable, and isolates still run', { skip }, async (t) => {
+test('the sandbox host confinement: no home, no rest of the tree, no network, nothing writable, and isolates still run', { skip }, async (t) => {
   const home = tempHome('confine');
   t.after(home.cleanup);
   mkdirSync(home.dir, { recursive: true });
   writeFileSync(join(home.dir, 'secrets.enc'), 'the sealed secrets');
-  const probeDir = mkdtempSync(join(REPO_ROOT, '.probe-')); // inside the tree the host can read, as its own code is
+  const probeDir = mkdtempSync(join(tmpdir(), 'carapace-probe-'));
   t.after(() => rmSync(probeDir, { recursive: true, force: true }));
   const probe = join(probeDir, 'probe.mjs');
   writeFileSync(probe, PROBE);
   const server = createServer((s) => s.end('hello'));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   t.after(() => server.close());
-  const args = confinedArgs({ node: process.execPath, execArgv: ['--no-node-snapshot'], script: probe, hide: [home.dir] });
-  const child = spawn(bwrap!, [...args, join(home.dir, 'secrets.enc'), join(REPO_ROOT, 'core', 'planted.js'), String((server.address() as AddressInfo).port), join(REPO_ROOT, 'package.json')], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH } });
+  const args = confinedArgs({ node: process.execPath, execArgv: ['--no-node-snapshot'], script: probe, readOnly: [probe] });
+  const child = spawn(bwrap!, [...args, join(home.dir, 'secrets.enc'), join(REPO_ROOT, 'core', 'plugins', 'sandbox-host.js'), String((server.address() as AddressInfo).port), join(REPO_ROOT, 'package.json'), join(REPO_ROOT, '.git', 'config')], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH } });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += d));
@@ -58,6 +60,8 @@ test('the sandbox host confinement: no home, no network, nothing writable, and i
   assert.notEqual(out.readSecrets, 'ALLOWED', 'the home is not visible');
   assert.notEqual(out.readPasswd, 'ALLOWED', '/etc is not visible');
   assert.equal(out.writeCode, 'EROFS', 'its own code is read-only');
+  assert.equal(out.writeRoot, 'EROFS', 'so is everything else');
+  assert.notEqual(out.readGitConfig, 'ALLOWED', 'the rest of the tree (.git/config may hold a token) is not visible');
   assert.notEqual(out.connect, 'ALLOWED', 'no network, not even loopback');
 });
 
@@ -111,7 +115,7 @@ test('where bubblewrap cannot start the host (no user namespaces, say), plugins 
   assert.match(String(warning.reason), /bubblewrap could not start it: sandbox host exited \(1\)/);
 
   // A plugin loaded later joins the same (unconfined) host, and both keep their capabilities.
-  const sb = new SandboxHost(hubLogger(), { hide: [] });
+  const sb = new SandboxHost(hubLogger());
   const code = `export const tools = [{ name: 't', run: async () => 'kv ' + JSON.stringify(await carapace.kv.get('x')) }];`;
   const spec = (id: string): LoadSpec => ({ id, runtime: 'isolate', entry: 'index.js', files: new Map([['index.js', Buffer.from(code)]]), dir: '/nonexistent', memoryMb: 16, callTimeoutMs: 5000, cpuMsPerCall: 1000, maxPending: 8, config: {} });
   const handler = async (method: string) => `value for ${method}`;
