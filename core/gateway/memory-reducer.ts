@@ -16,6 +16,13 @@ const IDLE_ELU = 0.01;
 type Gc = (opts: { type: 'major'; execution: 'sync'; flavor: 'last-resort' }) => void;
 
 const collectors = new Set<() => void>();
+/** Work done off the main thread (a plugin call that finished) since the last window. */
+let workOffThread = false;
+
+/** A plugin call finished: its thread or process was busy even if this event loop was not. */
+export function noteWork(): void {
+  workOffThread = true;
+}
 
 /** Run `collect` whenever the gateway collects after going idle; returns its removal. */
 export function addIdleCollector(collect: () => void): () => void {
@@ -23,14 +30,15 @@ export function addIdleCollector(collect: () => void): () => void {
   return () => collectors.delete(collect);
 }
 
-export function startMemoryReducer(): { stop(): void } {
+export function startMemoryReducer(opts: { windowMs?: number } = {}): { stop(): void } {
   const gc = (globalThis as { gc?: Gc }).gc;
   let last: EventLoopUtilization = performance.eventLoopUtilization();
   let workSinceCollect = true; // start-up was work
   const timer = setInterval(() => {
     const now = performance.eventLoopUtilization();
-    const idle = performance.eventLoopUtilization(now, last).utilization < IDLE_ELU;
+    const idle = performance.eventLoopUtilization(now, last).utilization < IDLE_ELU && !workOffThread;
     last = now;
+    workOffThread = false;
     if (!idle) {
       workSinceCollect = true;
     } else if (workSinceCollect) {
@@ -45,7 +53,7 @@ export function startMemoryReducer(): { stop(): void } {
       gc?.({ type: 'major', execution: 'sync', flavor: 'last-resort' });
       last = performance.eventLoopUtilization(); // the collection itself is not work
     }
-  }, WINDOW_MS);
+  }, opts.windowMs ?? WINDOW_MS);
   timer.unref();
   return { stop: () => clearInterval(timer) };
 }

@@ -10,7 +10,7 @@ import { PluginCallError, errorInfo, type CapabilityHandler, type LoadSpec, type
 import { redactString } from '../log/redact.ts';
 import { secretValues } from '../secrets/known.ts';
 import type { Logger } from '../log/logger.ts';
-import { addIdleCollector } from '../gateway/memory-reducer.ts';
+import { addIdleCollector, noteWork } from '../gateway/memory-reducer.ts';
 import { confinedArgs, findBwrap } from './confine.ts';
 
 // Plain JavaScript: the sandbox process then never loads Node's TypeScript stripper (~17 MB).
@@ -152,6 +152,7 @@ export class SandboxHost {
         return;
       }
       case 'result': {
+        noteWork();
         const c = this.#calls.get(m.id);
         if (!c) return;
         this.#calls.delete(m.id);

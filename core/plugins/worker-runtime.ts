@@ -11,7 +11,7 @@ import { PluginCallError, errorInfo, type LoadSpec, type PluginInstance } from '
 import { redactString } from '../log/redact.ts';
 import { secretValues } from '../secrets/known.ts';
 import { isTypeScript, stripTypes } from './strip-types.ts';
-import { addIdleCollector } from '../gateway/memory-reducer.ts';
+import { addIdleCollector, noteWork } from '../gateway/memory-reducer.ts';
 
 const BOOTSTRAP = new URL('./worker-bootstrap.ts', import.meta.url);
 /** Bare imports in a plugin (the provider SDKs) resolve from Carapace's own node_modules. */
@@ -98,6 +98,7 @@ export async function loadWorkerPlugin(spec: LoadSpec, host: HostFunctions): Pro
         calls.get(m.id as number)?.onEvent?.(m.event);
         return;
       case 'result': {
+        noteWork();
         const d = deliveries.get(m.id as number);
         if (d) {
           deliveries.delete(m.id as number);
