@@ -1,10 +1,12 @@
 import { existsSync, statSync, readdirSync, chmodSync, readFileSync, statfsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { delimiter, join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Config } from '../config/config.ts';
 import type { HomePaths } from '../home.ts';
 import { readRunInfo } from '../gateway/lock.ts';
 import { effectiveProviders, NO_PROVIDER_HELP } from '../providers/detect.ts';
+import { findBwrap } from '../plugins/confine.ts';
 
 export type Severity = 'error' | 'warn' | 'info';
 
@@ -257,13 +259,22 @@ const execWithoutSandbox: Check = ({ config, env }) => {
 // Isolates are the first wall around plugins; bubblewrap around the process that
 // holds them is the second (core/plugins/confine.ts).
 const sandboxHostUnconfined: Check = ({ env }) => {
-  if (process.platform !== 'linux' || onPath('bwrap', env)) return [];
+  if (process.platform !== 'linux') return [];
+  const why = 'should a plugin ever escape its isolate, it would reach the network and every file this user can read, the secrets store among them';
+  const bwrap = findBwrap(env);
+  if (!bwrap) {
+    return [{ id: 'plugins.sandbox-unconfined', severity: 'warn', what: 'bubblewrap (bwrap) is not installed, so the process that runs plugin isolates has no OS confinement', why, fix: 'install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap) and restart the gateway' }];
+  }
+  // Installed is not enough: a container's seccomp profile or a kernel without user namespaces stops it.
+  const probe = spawnSync(bwrap, ['--unshare-all', '--die-with-parent', '--ro-bind', '/', '/', '--', '/bin/true'], { encoding: 'utf8', timeout: 10_000, env: { PATH: '/usr/bin:/bin' } });
+  if (probe.status === 0) return [];
+  const detail = (probe.stderr ?? '').trim().split('\n')[0] || probe.error?.message || `exit ${probe.status ?? probe.signal}`;
   return [{
     id: 'plugins.sandbox-unconfined',
     severity: 'warn',
-    what: 'bubblewrap (bwrap) is not installed, so the process that runs plugin isolates has no OS confinement',
-    why: 'should a plugin ever escape its isolate, it would reach the network and every file this user can read, the secrets store among them',
-    fix: 'install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap) and restart the gateway',
+    what: `bubblewrap is installed but cannot create its sandbox here (${detail}), so the process that runs plugin isolates has no OS confinement`,
+    why,
+    fix: 'allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces > 0), or in a container a seccomp profile that permits them; then restart the gateway',
   }];
 };
 

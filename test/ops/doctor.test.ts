@@ -105,6 +105,10 @@ test('doctor warns that plugin isolates run without OS confinement when bubblewr
   mkdirSync(bin);
   writeFileSync(join(bin, 'bwrap'), '#!/bin/sh\n', { mode: 0o755 });
   assert.equal(ids((await doctor(h.dir, [], { PATH: bin })).report).includes('plugins.sandbox-unconfined'), false);
+  // Installed but unable to create namespaces (a container's seccomp profile, say).
+  writeFileSync(join(bin, 'bwrap'), '#!/bin/sh\necho "bwrap: No permissions to create new namespace" >&2\nexit 1\n', { mode: 0o755 });
+  const broken = (await doctor(h.dir, [], { PATH: bin })).report.findings.find((f) => f.id === 'plugins.sandbox-unconfined');
+  assert.match(broken?.what ?? '', /installed but cannot create its sandbox here \(bwrap: No permissions to create new namespace\)/);
 });
 
 test('doctor reports device pairing requests left unanswered', async (t) => {
