@@ -226,8 +226,13 @@ export class PluginHost implements Service {
     this.#sandbox = null;
   }
 
-  status(): { plugins: PluginStatus[] } {
-    return { plugins: this.list() };
+  status(): { plugins: PluginStatus[]; sandboxHost?: { confined: boolean; reason?: string } } {
+    const sandbox = this.#sandbox?.pid === undefined ? undefined : this.#sandbox.unconfined;
+    return {
+      plugins: this.list(),
+      // Once the isolate host runs: under bubblewrap, or why not (confine.ts).
+      ...(sandbox === undefined ? {} : { sandboxHost: sandbox === null ? { confined: true } : { confined: false, reason: sandbox } }),
+    };
   }
 
   list(): PluginStatus[] {

@@ -71,6 +71,7 @@ test('the gateway runs the sandbox host in its own network and mount namespaces'
   const ours = { net: readlinkSync('/proc/self/ns/net'), mnt: readlinkSync('/proc/self/ns/mnt') };
   const hosts = descendants(process.pid).filter((pid) => cmdline(pid).some((a) => a.endsWith('sandbox-host.js')) && !cmdline(pid)[0].endsWith('bwrap'));
   assert.equal(hosts.length, 1, 'one sandbox host process');
+  assert.deepEqual(fx.host.status().sandboxHost, { confined: true }, 'status says so');
   assert.notEqual(readlinkSync(`/proc/${hosts[0]}/ns/net`), ours.net);
   assert.notEqual(readlinkSync(`/proc/${hosts[0]}/ns/mnt`), ours.mnt);
 });
@@ -113,6 +114,7 @@ test('where bubblewrap cannot start the host (no user namespaces, say), plugins 
   const warning = fx.logs.find((l) => l.msg === 'the sandbox host runs without OS confinement');
   assert.ok(warning, JSON.stringify(fx.logs));
   assert.match(String(warning.reason), /bubblewrap could not start it: sandbox host exited \(1\)/);
+  assert.equal(fx.host.status().sandboxHost?.confined, false, 'status says so too');
 
   // A plugin loaded later joins the same (unconfined) host, and both keep their capabilities.
   const sb = new SandboxHost(hubLogger());
