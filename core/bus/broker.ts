@@ -6,6 +6,7 @@ import { CarapaceError } from '../errors.ts';
 import type { Broker, BusMessage, BusPort, MessageHandler, PublishOptions, TopicAcl } from './types.ts';
 import type { Logger } from '../log/logger.ts';
 import type { Clock } from '../clock.ts';
+import { matches, matchSegments } from './topics.ts';
 
 const SEGMENT = /^[A-Za-z0-9_:@-]{1,64}$/;
 const MAX_TOPIC = 256;
@@ -25,19 +26,7 @@ export function isPattern(pattern: unknown): pattern is string {
   return segs.every((s, i) => s === '*' || (s === '>' && i === segs.length - 1) || SEGMENT.test(s));
 }
 
-/** Does `pattern` match the concrete `topic`? */
-export function matches(pattern: string, topic: string): boolean {
-  return matchSegments(pattern.split('.'), topic.split('.'));
-}
-
-function matchSegments(p: readonly string[], t: readonly string[]): boolean {
-  for (let i = 0; i < p.length; i++) {
-    if (p[i] === '>') return t.length > i;
-    if (i >= t.length) return false;
-    if (p[i] !== '*' && p[i] !== t[i]) return false;
-  }
-  return p.length === t.length;
-}
+export { matches };
 
 /** Is every topic `inner` can match also matched by `outer`? (A subscription must stay inside its ACL.) */
 export function covers(outer: string, inner: string): boolean {

@@ -9,8 +9,6 @@ import type { Clock } from '../clock.ts';
 
 export const SIGNED_AT_SKEW_MS = 60_000;
 
-
-
 export interface Hello {
   type: 'hello';
   protocol: number;

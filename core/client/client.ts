@@ -3,7 +3,9 @@
 // ed25519 sign/verify functions are injected (core/client/node.ts wires Node's).
 import { CarapaceError, type ErrorCode } from '../errors.ts';
 import { connectPayload, helloPayload } from '../bus/signing.ts';
-
+import { matches } from '../bus/topics.ts';
+import type { Hello } from '../bus/handshake.ts';
+import type { BusMessage } from '../bus/types.ts';
 
 export interface Signer {
   deviceId: string;
@@ -20,24 +22,7 @@ export interface GatewayPin {
   publicKey: string;
 }
 
-export interface Hello {
-  type: 'hello';
-  protocol: number;
-  gateway: { id: string; publicKey: string; version: string };
-  device: { id: string; role: 'operator' | 'node'; scopes: string[] };
-  policy: { maxPayload: number; heartbeatMs: number };
-  signature: string;
-}
-
-export interface BusMessage {
-  id: string;
-  topic: string;
-  payload: unknown;
-  from: string;
-  ts: number;
-  sessionKey?: string;
-  traceId?: string;
-}
+export type { Hello, BusMessage };
 
 interface WsLike {
   readyState: number;
@@ -87,16 +72,6 @@ interface Pending {
 }
 
 const OPEN = 1;
-
-function topicMatches(pattern: string, topic: string): boolean {
-  const p = pattern.split('.');
-  const t = topic.split('.');
-  for (let i = 0; i < p.length; i++) {
-    if (p[i] === '>') return t.length > i;
-    if (i >= t.length || (p[i] !== '*' && p[i] !== t[i])) return false;
-  }
-  return p.length === t.length;
-}
 
 function wireError(e: { code?: unknown; message?: unknown; details?: unknown } | undefined): CarapaceError {
   const err = new CarapaceError((typeof e?.code === 'string' ? e.code : 'INTERNAL') as ErrorCode, typeof e?.message === 'string' ? e.message : 'request failed', (e?.details ?? undefined) as Record<string, unknown> | undefined);
@@ -255,7 +230,7 @@ export class BusClient {
       const name = frame.event;
       if (name === 'bus.message') {
         const msg = frame.payload as BusMessage;
-        for (const [pattern, hs] of this.#subs) if (topicMatches(pattern, msg.topic)) for (const h of hs) h(msg);
+        for (const [pattern, hs] of this.#subs) if (matches(pattern, msg.topic)) for (const h of hs) h(msg);
       }
       for (const key of [name, '*']) for (const h of this.#handlers.get(key) ?? []) h(frame.payload, name);
     }

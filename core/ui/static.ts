@@ -50,7 +50,7 @@ const TYPES: Record<string, string> = {
 };
 
 /** Kernel modules the page may load, by exact URL: nothing else of core/ is reachable. */
-const SHARED = new Set(['/core/client/client.ts', '/core/errors.ts', '/core/bus/signing.ts']);
+const SHARED = new Set(['/core/client/client.ts', '/core/errors.ts', '/core/bus/signing.ts', '/core/bus/topics.ts']);
 
 const SEGMENT = /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$/;
 

@@ -1,19 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { BusMessage, BusPort, MessageHandler } from '../../core/bus/types.ts';
+import { matches } from '../../core/bus/topics.ts';
 
 // An in-process stand-in for the broker (core/bus/, built on another branch),
 // implementing the same BusPort contract minus ACLs: enough to drive the channels
 // service's subscriptions the way the real broker will.
 
-function matches(pattern: string, topic: string): boolean {
-  const p = pattern.split('.');
-  const t = topic.split('.');
-  for (let i = 0; i < p.length; i++) {
-    if (p[i] === '>') return t.length > i;
-    if (i >= t.length || (p[i] !== '*' && p[i] !== t[i])) return false;
-  }
-  return p.length === t.length;
-}
 
 export function localBus(): { port(identity: string): BusPort; published: BusMessage[] } {
   const subs = new Set<{ pattern: string; handler: MessageHandler }>();
