@@ -14,6 +14,14 @@ import type { Clock } from '../clock.ts';
 const IDEMPOTENCY_TTL_MS = 24 * 60 * 60_000;
 const idempotencyKeySchema = { type: 'string', minLength: 1, maxLength: 128 } as const;
 
+/** A method's params schema as callers must satisfy it: every object schema also admits `idempotencyKey`. */
+export function withKeyProperty(schema: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  if (!schema) return undefined;
+  const props = schema.properties as Record<string, unknown> | undefined;
+  if (schema.type !== 'object' || !props || 'idempotencyKey' in props) return schema;
+  return { ...schema, properties: { ...props, idempotencyKey: idempotencyKeySchema } };
+}
+
 interface Entry {
   def: MethodDef<never, unknown>;
   validate: ValidateFunction | null;
@@ -45,13 +53,6 @@ export function createMethodRegistry(deps: { db: Db; clock: Clock }): BusMethods
   // Two copies of one call in flight at once must share one execution.
   const inflight = new Map<string, Promise<unknown>>();
   let lastPrune = 0;
-
-  function withKeyProperty(schema: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
-    if (!schema) return undefined;
-    const props = schema.properties as Record<string, unknown> | undefined;
-    if (schema.type !== 'object' || !props || 'idempotencyKey' in props) return schema;
-    return { ...schema, properties: { ...props, idempotencyKey: idempotencyKeySchema } };
-  }
 
   return {
     register(name, def, opts = {}) {

@@ -35,15 +35,12 @@ export function registerCronMethods(methods: MethodRegistry, scheduler: Schedule
       return { job: scheduler.add(spec, `device:${caller.deviceId}`) };
     },
   });
+  // The registry adds idempotencyKey to every idempotent method's params (core/bus/methods.ts).
+  const byJobId = { type: 'object', properties: { id: { type: 'string', minLength: 1, maxLength: 64 } }, required: ['id'], additionalProperties: false };
   methods.register<{ id: string }>('cron.remove', {
     scope: 'operator.write',
     idempotent: true,
-    params: {
-      type: 'object',
-      properties: { id: { type: 'string', minLength: 1, maxLength: 64 }, idempotencyKey: { type: 'string', minLength: 1, maxLength: 128 } },
-      required: ['id'],
-      additionalProperties: false,
-    },
+    params: byJobId,
     handler: (p, caller) => {
       scheduler.remove(p.id, `device:${caller.deviceId}`);
       return { removed: p.id };
@@ -52,12 +49,7 @@ export function registerCronMethods(methods: MethodRegistry, scheduler: Schedule
   methods.register<{ id: string }>('cron.run', {
     scope: 'operator.write',
     idempotent: true,
-    params: {
-      type: 'object',
-      properties: { id: { type: 'string', minLength: 1, maxLength: 64 }, idempotencyKey: { type: 'string', minLength: 1, maxLength: 128 } },
-      required: ['id'],
-      additionalProperties: false,
-    },
+    params: byJobId,
     handler: async (p, caller) => ({ run: await scheduler.runNow(p.id, `device:${caller.deviceId}`) }),
   });
 }

@@ -1,6 +1,7 @@
 import { Ajv } from 'ajv';
 import type { Caller, MethodDef, MethodRegistry, EventFanout } from '../../core/bus/types.ts';
 import { CarapaceError } from '../../core/errors.ts';
+import { withKeyProperty } from '../../core/bus/methods.ts';
 
 /**
  * An in-process MethodRegistry with the bus's contract (params schema, scope check)
@@ -14,7 +15,8 @@ export class TestMethods implements MethodRegistry {
   register<P, R>(name: string, def: MethodDef<P, R>): void {
     if (this.defs.has(name)) throw new Error(`method ${name} registered twice`);
     this.defs.set(name, def as MethodDef<any, any>);
-    if (def.params) this.#validators.set(name, this.#ajv.compile(def.params));
+    const params = withKeyProperty(def.params);
+    if (params) this.#validators.set(name, this.#ajv.compile(params));
   }
 
   async call(name: string, params: Record<string, unknown>, caller: Partial<Caller> = {}): Promise<unknown> {
