@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { dirname, join } from 'node:path';
 import { writeFileAtomic } from '../home.ts';
 import { fromB64 } from '../identity/keys.ts';
-import { apiUrl, readCapped, RegistryRequestError } from '../skills/clawhub-client.ts';
+import { apiUrl, readCapped, registryRequest, RegistryRequestError } from '../skills/clawhub-client.ts';
 import { ArchiveError, MAX_PLUGIN_TARBALL_BYTES } from './archive-path.ts';
 import { IndexRefused, verifyIndex, type PackageIndex, type RegistryPublicKey, type SeenIndex } from './signed-index.ts';
 import { compareSemver } from './semver.ts';
@@ -37,22 +37,7 @@ function origin(registry: string): string {
 }
 
 async function getJson(url: URL): Promise<unknown> {
-  let res: Response;
-  try {
-    res = await fetch(url, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(15_000) });
-  } catch (err) {
-    throw new RegistryRequestError(0, `cannot reach the registry at ${url.origin}: ${(err as Error).message}`);
-  }
-  if (!res.ok) {
-    const text = (await res.text().catch(() => '')).slice(0, 300);
-    let message = text;
-    try {
-      message = (JSON.parse(text) as { message?: string }).message ?? text;
-    } catch {
-      // keep the text
-    }
-    throw new RegistryRequestError(res.status, message || `HTTP ${res.status}`);
-  }
+  const res = await registryRequest(url, 'application/json');
   return JSON.parse(new TextDecoder().decode(await readCapped(res, 1024 * 1024, `${url.pathname}`)));
 }
 

@@ -51,7 +51,8 @@ export function apiUrl(registry: string, path: string, params: Record<string, st
   return url;
 }
 
-async function request(url: URL, accept: string, token?: string): Promise<Response> {
+/** A GET to a registry; a non-2xx answer becomes a RegistryRequestError carrying its message. */
+export async function registryRequest(url: URL, accept: string, token?: string): Promise<Response> {
   if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new RegistryRequestError(0, `unsupported registry URL ${url.origin}`);
   const headers: Record<string, string> = { accept };
   if (token) headers.authorization = `Bearer ${token}`;
@@ -76,7 +77,7 @@ async function request(url: URL, accept: string, token?: string): Promise<Respon
 }
 
 async function getJson(url: URL, token?: string): Promise<Record<string, unknown>> {
-  const res = await request(url, 'application/json', token);
+  const res = await registryRequest(url, 'application/json', token);
   const body = (await res.json().catch(() => null)) as unknown;
   if (!body || typeof body !== 'object' || Array.isArray(body)) throw new RegistryRequestError(res.status, `${url.pathname}: the registry answered with something that is not a JSON object`);
   return body as Record<string, unknown>;
@@ -137,7 +138,7 @@ export function clawHubClient(registry: string, token?: string): ClawHubClient {
       return { version: str(v.version) ?? version, files, yanked: yanked ? (str(yanked.reason) ?? 'yanked') : null };
     },
     async download(slug, version) {
-      const res = await request(apiUrl(registry, '/api/v1/download', { slug, version }), 'application/zip', token);
+      const res = await registryRequest(apiUrl(registry, '/api/v1/download', { slug, version }), 'application/zip', token);
       const declared = Number(res.headers.get('content-length') ?? '0');
       if (declared > MAX_ZIP_BYTES) throw new RegistryRequestError(413, `the archive for ${slug}@${version} is larger than ${MAX_ZIP_BYTES} bytes`);
       return readCapped(res, MAX_ZIP_BYTES, `the archive for ${slug}@${version}`);
