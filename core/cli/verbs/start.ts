@@ -1,10 +1,8 @@
 import { CliError, UsageError } from '../../errors.ts';
-import { ConfigError } from '../../config/config.ts';
-import { LockError } from '../../gateway/lock.ts';
-import { StoreError } from '../../store/db.ts';
 import type { Verb } from '../main.ts';
 import { controlUiBase } from '../../ui/base-url.ts';
 import { startMemoryReducer } from '../../gateway/memory-reducer.ts';
+import { deferOptimizingJit } from '../../gateway/startup-jit.ts';
 import { flushCompileCache } from 'node:module';
 
 const SHUTDOWN_GRACE_MS = 15_000;
@@ -24,7 +22,14 @@ finishes in-flight work and stops cleanly.`,
     const bind = values.bind as string | undefined;
     if (bind !== undefined && !/^(loopback|lan|[0-9a-fA-F:.]+)$/.test(bind)) throw new UsageError(`--bind must be loopback, lan or an IP address`);
 
-    const { startGateway } = await import('../../gateway/gateway.ts');
+    const restoreJit = deferOptimizingJit();
+    // Imported only now: loading the kernel compiles its schemas, start-up work.
+    const [{ startGateway }, { ConfigError }, { LockError }, { StoreError }] = await Promise.all([
+      import('../../gateway/gateway.ts'),
+      import('../../config/config.ts'),
+      import('../../gateway/lock.ts'),
+      import('../../store/db.ts'),
+    ]);
     let gateway;
     try {
       gateway = await startGateway({ home: io.home, port, bind, pretty: io.isTTY });
@@ -38,6 +43,7 @@ finishes in-flight work and stops cleanly.`,
     // Node writes the compile cache (bin.js) at exit; a gateway that is only ever
     // killed would never write it and start cold every time.
     flushCompileCache();
+    restoreJit();
     // A one-time link for this machine's browser (fragment only: never sent to a server or logged).
     const ui = gateway.registry.find<import('../../ui/service.ts').UiService>('ui');
     const link = ui?.inviteLink(controlUiBase(gateway.host, gateway.port));
