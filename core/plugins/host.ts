@@ -7,6 +7,13 @@
 // files); the sandbox host process and each isolate are created on first use —
 // a tool call, a provider completion — except enabled channel plugins, which must
 // listen for inbound messages and are started in the background after the gateway is up.
+//
+// A provider plugin is written for one endpoint (its `carapace.config`), so each
+// configured endpoint of its wire format runs as an instance of its own: the
+// plugin's entry serves `providers.<plugin id>`, and `providers.<other>` gets a
+// derived entry `<plugin id>.<other>` (plugin ids hold no dot), made on first use.
+// An instance runs the plugin's verified code under its install grant, plus what
+// its own config implies; its state, restarts and circuit are its own.
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -82,6 +89,11 @@ export interface PluginHostDeps {
 }
 
 interface Entry {
+  /** The plugin's id, or `<plugin id>.<provider id>` for a derived provider instance. */
+  id: string;
+  /** The provider whose `providers.<id>` section the entry serves. */
+  configKey: string;
+  /** The plugin's location and verification: a derived instance shares them. */
   loc: PluginLocation;
   verified: VerifiedPlugin | null;
   refusal: PluginRefusedError | null;
@@ -145,9 +157,10 @@ export class PluginHost implements Service {
     const out = { added: [] as string[], replaced: [] as string[], removed: [] as string[] };
     const onDisk = new Map(installedPlugins(this.#deps.paths.pluginsDir).map((loc) => [loc.id, loc]));
     for (const [id, e] of [...this.#entries]) {
-      if (e.loc.source !== 'installed' || onDisk.has(id)) continue;
+      if (id !== e.loc.id || e.loc.source !== 'installed' || onDisk.has(id)) continue;
       await this.#halt(id, 'removed');
       this.#entries.delete(id);
+      await this.#dropInstancesOf(id, 'removed');
       out.removed.push(id);
     }
     for (const [id, loc] of onDisk) {
@@ -156,6 +169,7 @@ export class PluginHost implements Service {
       if (e && JSON.stringify(e.loc.record) === JSON.stringify(loc.record)) continue;
       if (e) await this.#halt(id, 'replaced');
       this.#entries.set(id, this.#verify(loc));
+      await this.#dropInstancesOf(id, 'replaced');
       (e ? out.replaced : out.added).push(id);
     }
     this.#indexTools();
@@ -163,8 +177,25 @@ export class PluginHost implements Service {
     return out;
   }
 
+  /**
+   * Stop and forget a plugin's derived instances: they run its code, so they go
+   * when it is removed or replaced (and are made afresh on next use). Called after
+   * the plugin's entry changed, so none made meanwhile outlives the old code.
+   */
+  async #dropInstancesOf(pluginId: string, why: string): Promise<void> {
+    for (const [id, e] of [...this.#entries]) {
+      if (e.loc.id !== pluginId || id === pluginId) continue;
+      await this.#halt(id, why);
+      this.#entries.delete(id);
+    }
+  }
+
+  #newEntry(id: string, loc: PluginLocation, verified: VerifiedPlugin | null): Entry {
+    return { id, configKey: id, loc, verified, refusal: null, state: 'stopped', instance: null, hostFns: null, starting: null, restarts: 0, failureTimes: [], timer: null, serving: new Map() };
+  }
+
   #verify(loc: PluginLocation): Entry {
-    const entry: Entry = { loc, verified: null, refusal: null, state: 'stopped', instance: null, hostFns: null, starting: null, restarts: 0, failureTimes: [], timer: null, serving: new Map() };
+    const entry = this.#newEntry(loc.id, loc, null);
     try {
       let text: string;
       try {
@@ -197,7 +228,7 @@ export class PluginHost implements Service {
     this.#tools.clear();
     for (const [id, e] of this.#entries) {
       // Any kind may offer tools (the memory plugin's memory_search...), as its manifest declares them.
-      if (!e.verified || e.state === 'disabled') continue;
+      if (!e.verified || e.state === 'disabled' || id !== e.loc.id) continue;
       for (const def of e.verified.manifest.provides?.tools ?? []) {
         if (this.#tools.has(def.name)) {
           this.#deps.log.warn('tool name already provided by another plugin; skipping', { tool: def.name, plugin: id, by: this.#tools.get(def.name)!.pluginId });
@@ -237,7 +268,7 @@ export class PluginHost implements Service {
 
   list(): PluginStatus[] {
     return [...this.#entries.values()].map((e) => ({
-      id: e.loc.id,
+      id: e.id,
       kind: e.verified?.manifest.kind,
       runtime: e.verified ? (e.verified.manifest.runtime ?? 'isolate') : undefined,
       version: e.verified?.manifest.version,
@@ -268,8 +299,7 @@ export class PluginHost implements Service {
     if (e.instance) return e.instance;
     if (e.starting) return e.starting;
     if (this.#stopped) throw new CarapaceError('UNAVAILABLE', 'the plugin host is stopping');
-    if (e.state === 'refused') throw new CarapaceError('UNAVAILABLE', `plugin ${id} was refused: ${e.refusal!.message}`);
-    if (e.state === 'disabled') throw new CarapaceError('UNAVAILABLE', `plugin ${id} is disabled in config`);
+    this.#checkUsable(e);
     if (e.state === 'open') throw new CarapaceError('UNAVAILABLE', `plugin ${id} failed repeatedly and is switched off (circuit open): ${e.lastError ?? ''}`);
     if (e.state === 'backoff') throw new CarapaceError('UNAVAILABLE', `plugin ${id} is restarting after a failure: ${e.lastError ?? ''}`);
     e.state = 'starting';
@@ -298,19 +328,20 @@ export class PluginHost implements Service {
   async #launch(id: string, e: Entry): Promise<PluginInstance> {
     const v = e.verified!;
     const m = v.manifest;
-    const userCfg = this.#deps.pluginConfig()[id] ?? {};
+    // `plugins.<id>`, the data folder and the kv are the plugin's, shared by its instances.
+    const pluginId = e.loc.id;
+    const userCfg = this.#deps.pluginConfig()[pluginId] ?? {};
     const sections = this.#deps.userConfig?.() ?? {};
-    const config = validatePluginConfig(
-      m,
-      pluginConfigFor(m, { plugin: userCfg.config, channel: sections.channels?.[id], provider: sections.providers?.[id] }),
-    );
-    const where = m.kind === 'channel' && sections.channels?.[id] ? `channels.${id}` : m.kind === 'provider' && sections.providers?.[id] ? `providers.${id}` : `plugins.${id}.config`;
+    const channel = sections.channels?.[e.configKey];
+    const provider = sections.providers?.[e.configKey];
+    const config = validatePluginConfig(m, pluginConfigFor(m, { plugin: userCfg.config, channel, provider }));
+    const where = m.kind === 'channel' && channel ? `channels.${e.configKey}` : m.kind === 'provider' && provider ? `providers.${e.configKey}` : `plugins.${pluginId}.config`;
     const derived = deriveGrant(m, config, v.granted, where);
     const grant = makeGrant(
       id,
       [...v.granted, ...derived.permissions],
       userCfg.grant?.deny ?? [],
-      { WORKSPACE: this.#deps.paths.workspace, PLUGIN_DATA: join(pluginHome(this.#deps.paths.pluginsDir, id), 'data') },
+      { WORKSPACE: this.#deps.paths.workspace, PLUGIN_DATA: join(pluginHome(this.#deps.paths.pluginsDir, pluginId), 'data') },
       derived.configured,
     );
     if (derived.permissions.length > 0) {
@@ -324,7 +355,7 @@ export class PluginHost implements Service {
     const hostFns = createHostFunctions({
       grant,
       secrets: this.#deps.secrets ?? envSecrets(),
-      kv: createPluginKv(this.#deps.db, id),
+      kv: createPluginKv(this.#deps.db, pluginId),
       bus,
       log,
       limits: { maxResponseBytes: limits.maxResponseBytes, callTimeoutMs: limits.callTimeoutMs },
@@ -447,7 +478,28 @@ export class PluginHost implements Service {
     }
   }
 
+  #checkUsable(e: Entry): void {
+    if (e.state === 'refused') throw new CarapaceError('UNAVAILABLE', `plugin ${e.id} was refused: ${e.refusal!.message}`);
+    if (e.state === 'disabled') throw new CarapaceError('UNAVAILABLE', `plugin ${e.id} is disabled in config`);
+  }
+
   // ------------------------------------------------------------ API for services
+
+  /**
+   * The instance of provider plugin `pluginId` (the wire format) that serves
+   * `providers.<providerId>`: the plugin's own entry for the provider named like
+   * it, else its derived entry, made on first use.
+   */
+  providerInstance(providerId: string, pluginId: string): string {
+    const plugin = this.#entry(pluginId);
+    // Unverified code and `enabled: false` hold for every instance; a refusal of the own entry's config (`providers.<pluginId>`) does not.
+    if (!plugin.verified || plugin.state === 'disabled') this.#checkUsable(plugin);
+    if (plugin.id !== plugin.loc.id || plugin.verified?.manifest.kind !== 'provider') throw new CarapaceError('INVALID_REQUEST', `plugin ${pluginId} is not a provider plugin`);
+    if (providerId === pluginId) return pluginId;
+    const id = `${pluginId}.${providerId}`;
+    if (!this.#entries.has(id)) this.#entries.set(id, { ...this.#newEntry(id, plugin.loc, plugin.verified), configKey: providerId });
+    return id;
+  }
 
   listTools(): { name: string; description: string; input: Record<string, unknown>; plugin: string }[] {
     return [...this.#tools.values()].map(({ pluginId, def }) => ({ name: def.name, description: def.description, input: def.input, plugin: pluginId }));
@@ -473,12 +525,13 @@ export class PluginHost implements Service {
     }
   }
 
-  async models(providerId: string): Promise<ModelInfo[]> {
-    return (await this.#call(providerId, 'models', [])) as ModelInfo[];
+  /** `instanceId`: from providerInstance(). */
+  async models(instanceId: string): Promise<ModelInfo[]> {
+    return (await this.#call(instanceId, 'models', [])) as ModelInfo[];
   }
 
-  async complete(providerId: string, request: CompletionRequest, onEvent: (event: CompletionEvent) => void): Promise<CompletionResult> {
-    return (await this.#call(providerId, 'complete', [request], (ev) => onEvent(ev as CompletionEvent))) as CompletionResult;
+  async complete(instanceId: string, request: CompletionRequest, onEvent: (event: CompletionEvent) => void): Promise<CompletionResult> {
+    return (await this.#call(instanceId, 'complete', [request], (ev) => onEvent(ev as CompletionEvent))) as CompletionResult;
   }
 
   async channelSend(channelId: string, outbound: OutboundMessage): Promise<{ platformMessageId?: string }> {
@@ -489,9 +542,9 @@ export class PluginHost implements Service {
     return this.#call(pluginId, op, args);
   }
 
-  /** Plugins of a kind that verified (for the router, agent, memory services). */
+  /** Plugins of a kind that verified (for the router, agent, memory services); not their derived instances. */
   pluginsOf(kind: PluginKind): string[] {
-    return [...this.#entries.values()].filter((e) => e.verified?.manifest.kind === kind && e.state !== 'disabled').map((e) => e.loc.id);
+    return [...this.#entries.values()].filter((e) => e.id === e.loc.id && e.verified?.manifest.kind === kind && e.state !== 'disabled').map((e) => e.id);
   }
 
   manifestOf(id: string): VerifiedPlugin['manifest'] | undefined {

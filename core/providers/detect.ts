@@ -14,19 +14,5 @@ export function effectiveProviders(config: Config, env: NodeJS.ProcessEnv = proc
   return found;
 }
 
-/**
- * Which configured provider each provider plugin serves: the plugin is the wire
- * format (`api`, else the id). One endpoint per wire format: when two entries
- * share one, the entry named like the plugin wins, else the first.
- */
-export function providersByPlugin(providers: Record<string, ProviderConfig>): Map<string, { providerId: string; config: ProviderConfig }> {
-  const out = new Map<string, { providerId: string; config: ProviderConfig }>();
-  for (const [providerId, config] of Object.entries(providers)) {
-    const plugin = config.api ?? providerId;
-    if (!out.has(plugin) || providerId === plugin) out.set(plugin, { providerId, config });
-  }
-  return out;
-}
-
 export const NO_PROVIDER_HELP =
   'No LLM provider is configured. Set ANTHROPIC_API_KEY or OPENAI_API_KEY (or OPENAI_BASE_URL for a local Ollama, e.g. http://127.0.0.1:11434/v1) and restart, or add one under "providers" in config.json.';

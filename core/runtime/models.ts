@@ -1,16 +1,18 @@
 // The agent's ModelClient in the gateway: every model call goes to a provider
 // plugin running in its worker sandbox, through the plugin host. The provider's
-// config entry (`providers.<id>`) picks the plugin by wire format (`api`).
+// config entry (`providers.<id>`) picks the plugin by wire format (`api`), and the
+// host runs one instance of it per configured endpoint.
 import type { ProviderConfig } from '../config/config.ts';
 import type { CompletionEvent, CompletionRequest, CompletionResult, ModelInfo, ProviderErrorInfo } from '../plugin-api.ts';
 import { ModelCallError, type ModelClient, type ModelRef } from '../agent/types.ts';
 import { lookupModel } from '../agent/direct-models.ts';
-import { providersByPlugin } from '../providers/detect.ts';
+import { CarapaceError } from '../errors.ts';
 
 export interface ProviderHost {
-  pluginsOf(kind: 'provider'): string[];
-  models(pluginId: string): Promise<ModelInfo[]>;
-  complete(pluginId: string, request: CompletionRequest, onEvent: (event: CompletionEvent) => void): Promise<CompletionResult>;
+  /** The id of the instance of plugin `pluginId` serving `providers.<providerId>`; throws CarapaceError when the plugin cannot serve it. */
+  providerInstance(providerId: string, pluginId: string): string;
+  models(instanceId: string): Promise<ModelInfo[]>;
+  complete(instanceId: string, request: CompletionRequest, onEvent: (event: CompletionEvent) => void): Promise<CompletionResult>;
 }
 
 /** A failure from a sandboxed provider, as the agent's fallback logic needs it. */
@@ -31,42 +33,38 @@ export function classifyProviderError(err: unknown): ProviderErrorInfo {
 }
 
 export function createHostModelClient(deps: { host: ProviderHost; providers: () => Record<string, ProviderConfig> }): ModelClient {
+  // Per instance: endpoints of one plugin may list different models (`providers.<id>.models`).
   const catalogs = new Map<string, Promise<ModelInfo[]>>();
 
-  function pluginFor(ref: ModelRef): string {
+  function instanceFor(ref: ModelRef): string {
     const cfg = deps.providers()[ref.provider];
     if (!cfg) throw new ModelCallError({ kind: 'bad_request', message: `no provider "${ref.provider}" is configured (add providers.${ref.provider} to config.json or set its API key in the environment)` });
     const plugin = cfg.api ?? ref.provider;
-    const owner = providersByPlugin(deps.providers()).get(plugin)?.providerId;
-    if (owner !== ref.provider) {
-      throw new ModelCallError({
-        kind: 'bad_request',
-        message: `provider "${ref.provider}" and provider "${owner}" both use the ${plugin} wire format; this version serves one endpoint per format (${owner} is in use)`,
-      });
+    try {
+      return deps.host.providerInstance(ref.provider, plugin);
+    } catch (err) {
+      if (!(err instanceof CarapaceError)) throw err;
+      throw new ModelCallError({ kind: 'bad_request', message: `provider "${ref.provider}" needs the "${plugin}" provider plugin: ${err.message} (see carapace plugins list)` });
     }
-    if (!deps.host.pluginsOf('provider').includes(plugin)) {
-      throw new ModelCallError({ kind: 'bad_request', message: `provider "${ref.provider}" needs the "${plugin}" provider plugin, which is not installed or was refused (see carapace plugins list)` });
-    }
-    return plugin;
   }
 
   return {
     async modelInfo(ref) {
-      const plugin = pluginFor(ref);
-      let catalog = catalogs.get(plugin);
+      const instance = instanceFor(ref);
+      let catalog = catalogs.get(instance);
       if (!catalog) {
-        catalog = deps.host.models(plugin).catch((err: unknown) => {
-          catalogs.delete(plugin);
+        catalog = deps.host.models(instance).catch((err: unknown) => {
+          catalogs.delete(instance);
           throw err;
         });
-        catalogs.set(plugin, catalog);
+        catalogs.set(instance, catalog);
       }
       return lookupModel(await catalog.catch(() => []), ref.model);
     },
     async complete(ref, request, onEvent, signal) {
-      const plugin = pluginFor(ref);
+      const instance = instanceFor(ref);
       if (signal?.aborted) throw new ModelCallError({ kind: 'aborted', message: 'the run was aborted' });
-      const call = deps.host.complete(plugin, { ...request, model: ref.model }, onEvent);
+      const call = deps.host.complete(instance, { ...request, model: ref.model }, onEvent);
       // The call cannot be cancelled across the sandbox boundary; an abort stops
       // waiting for it and the plugin's own timeout ends the request.
       const aborted = new Promise<never>((_, reject) => {

@@ -17,7 +17,7 @@ import type { Scheduler } from '../scheduler/scheduler.ts';
 import type { ChannelCapabilities } from '../plugin-api.ts';
 import { CarapaceError } from '../errors.ts';
 import { systemTimers } from '../timers.ts';
-import { effectiveProviders, providersByPlugin, NO_PROVIDER_HELP } from '../providers/detect.ts';
+import { effectiveProviders, NO_PROVIDER_HELP } from '../providers/detect.ts';
 import { envSecrets, layeredSecrets, type SecretsSource } from '../secrets/source.ts';
 import { openSecrets } from '../secrets/store.ts';
 import { agentSettings } from '../config/config.ts';
@@ -52,17 +52,13 @@ export function kernelPluginConfig(ctx: KernelContext): () => KernelContext['con
 
 /**
  * The `channels` and `providers` sections as the plugin host hands them to plugins:
- * providers as in effect (the environment's too) and keyed by the plugin that
- * serves them.
+ * providers as in effect (the environment's too), keyed by provider id — the
+ * host runs one instance of a provider plugin per entry.
  */
 export function kernelUserConfig(ctx: KernelContext) {
   return () => {
     const c = ctx.config.current;
-    const byPlugin = providersByPlugin(effectiveProviders(c));
-    return {
-      channels: c.channels as Record<string, Record<string, unknown>>,
-      providers: Object.fromEntries([...byPlugin].map(([plugin, { config }]) => [plugin, config])),
-    };
+    return { channels: c.channels as Record<string, Record<string, unknown>>, providers: effectiveProviders(c) };
   };
 }
 

@@ -6,6 +6,8 @@ export const TEST_SECRETS = {
   telegramAnthropicKey: 'sk-ant-tg-e2e-1234',
   telegramToken: '123456:TEST-token-e2e-5f1c',
   openaiKey: 'sk-test-7f3a9c1e5b2d4f6a8c0e',
+  // test/e2e/providers-multi.test.ts: a second OpenAI-wire account
+  deepseekKey: 'sk-ds-e2e-2c8f4a6e0b1d',
   // test/e2e/{discord,slack,irc,email}.test.ts
   channelsAnthropicKey: 'sk-ant-chan-e2e-8d2b6f',
   discordToken: 'discord-e2e-token-4c7a19e2',
