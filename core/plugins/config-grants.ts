@@ -3,7 +3,10 @@
 // channel at a server (`channels.<id>.apiBaseUrl`, or an endpoint's host/port) or
 // a provider at an endpoint (`providers.<id>.baseUrl`) is the user's grant for
 // that host:port — loopback and private addresses included — and the secrets the
-// plugin may send to its default hosts may go there too. Which config fields are
+// plugin may send to its default hosts may go there too; except for a provider,
+// whose one credential is what `providers.<id>.apiKey` names: that key goes to
+// that endpoint and no other, and the plugin's default key (OPENAI_API_KEY) does
+// not follow it to a DeepSeek or an Ollama. Which config fields are
 // endpoints is declared by the manifest's config schema, so the kernel knows no
 // channel by name:
 //   - `apiBaseUrl` / `baseUrl` at the top level (config.md), and any string
@@ -120,11 +123,13 @@ export function deriveGrant(m: Manifest, config: Obj, granted: readonly string[]
   const schema = (m.config ?? {}) as Obj;
   const declared = m.permissions?.secrets ?? {};
   const defaultHosts = (m.permissions?.net ?? []).map((n) => n.slice(0, n.lastIndexOf(':')).toLowerCase());
-  // Secrets the plugin already may send to one of its default hosts.
+  // Secrets the plugin already may send to one of its default hosts; none for a provider, whose credential is its config's (below).
   const forDefaultHosts = new Set<string>();
-  for (const p of granted) {
-    const mm = /^secret:([^@]+)@(.+)$/.exec(p);
-    if (mm && defaultHosts.includes(mm[2].toLowerCase())) forDefaultHosts.add(mm[1]);
+  if (m.kind !== 'provider') {
+    for (const p of granted) {
+      const mm = /^secret:([^@]+)@(.+)$/.exec(p);
+      if (mm && defaultHosts.includes(mm[2].toLowerCase())) forDefaultHosts.add(mm[1]);
+    }
   }
   const perms = new Set<string>();
   const configured = new Set<string>();
@@ -139,10 +144,10 @@ export function deriveGrant(m: Manifest, config: Obj, granted: readonly string[]
       if (Object.hasOwn(declared, name)) perms.add(`secret:${name}@${host}`);
     }
   }
-  // A provider's configured credential is the user's pairing of that secret with this plugin's hosts.
+  // A provider's configured credential is the user's pairing of that secret with its endpoint: the baseUrl, else the plugin's default hosts.
   if (m.kind === 'provider' && typeof config.apiKeySecret === 'string' && /^[A-Z][A-Z0-9_]{0,63}$/.test(config.apiKeySecret)) {
     const name = config.apiKeySecret;
-    const hosts = new Set([...defaultHosts, ...[...configured].map((c) => c.slice(0, c.lastIndexOf(':')))]);
+    const hosts = new Set(configured.size ? [...configured].map((c) => c.slice(0, c.lastIndexOf(':'))) : defaultHosts);
     for (const h of hosts) if (!h.startsWith('*')) perms.add(`secret:${name}@${h}`);
     if (hosts.size) from.push(`${where}.apiKey -> secret ${name}`);
   }

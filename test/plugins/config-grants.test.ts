@@ -7,6 +7,7 @@ import { check } from '../../core/plugins/capabilities.ts';
 import { makeGrant } from '../../core/plugins/grant.ts';
 import { permissionList } from '../../core/plugins/permissions.ts';
 import { REPO_ROOT, validatePluginConfig, type Manifest } from '../../core/plugins/manifest.ts';
+import type { ProviderConfig } from '../../core/config/config.ts';
 
 const manifest = (name: string) => JSON.parse(readFileSync(join(REPO_ROOT, 'manifests', `${name}.json`), 'utf8')) as Manifest;
 const granted = (m: Manifest) => permissionList(m.permissions);
@@ -44,7 +45,15 @@ test('providers.<id>: baseUrl is granted and the credential reaches the plugin a
   const cfg = validatePluginConfig(m, pluginConfigFor(m, { provider: { apiKey: { secret: 'OLLAMA_KEY' }, baseUrl: 'http://127.0.0.1:11434/v1', proxy: null } }));
   assert.deepEqual(cfg, { baseUrl: 'http://127.0.0.1:11434/v1', apiKeySecret: 'OLLAMA_KEY' });
   const d = deriveGrant(m, cfg, granted(m), 'providers.openai');
-  assert.deepEqual(d.permissions.sort(), ['net:127.0.0.1:11434', 'secret:OLLAMA_KEY@127.0.0.1', 'secret:OLLAMA_KEY@api.openai.com', 'secret:OPENAI_API_KEY@127.0.0.1']);
+  assert.deepEqual(d.permissions.sort(), ['net:127.0.0.1:11434', 'secret:OLLAMA_KEY@127.0.0.1']);
+});
+
+test("providers.<id>: an endpoint's key goes to that endpoint only, and the plugin's default key does not follow it", () => {
+  const m = manifest('provider.openai');
+  const derive = (provider: ProviderConfig) => deriveGrant(m, validatePluginConfig(m, pluginConfigFor(m, { provider })), granted(m), 'providers.x').permissions.sort();
+  assert.deepEqual(derive({ baseUrl: 'http://127.0.0.1:11434/v1' }), ['net:127.0.0.1:11434'], 'a keyless endpoint gets no key');
+  assert.deepEqual(derive({ apiKey: { secret: 'DEEPSEEK_API_KEY' }, baseUrl: 'https://api.deepseek.com/v1' }), ['net:api.deepseek.com:443', 'secret:DEEPSEEK_API_KEY@api.deepseek.com']);
+  assert.deepEqual(derive({ apiKey: { secret: 'WORK_OPENAI_KEY' } }), ['secret:WORK_OPENAI_KEY@api.openai.com'], 'without a baseUrl the endpoint is the default host');
 });
 
 test('a configured host name that resolves to a private address is allowed; the same address under another name is not', () => {
