@@ -1,12 +1,15 @@
 // V8 optimizes what runs hot, and start-up code runs hot exactly once: compiling the
 // kernel's schemas, building routes, verifying manifests. Maglev and TurboFan on
 // that code cost CPU while the gateway should be getting ready, and leave ~7 MB of
-// the compilers' own machine code paged in — in a gateway that may then sit idle
-// for hours on a Raspberry Pi. So start-up runs on the interpreter and the baseline
-// compiler, and the optimizing tiers come back once the gateway is ready: real
-// traffic is optimized as usual, start-up code included if it runs hot again.
-// V8 reads these flags when it decides to tier up, so they can be flipped at
-// runtime; the compile cache accepts code cached on either side of the flip.
+// the compilers' own machine code paged in. A personal gateway then answers a few
+// messages an hour, for which the interpreter and the baseline compiler are plenty
+// (Chrome's battery-saver and efficiency modes make the same trade). So the
+// gateway runs without the optimizing tiers until it does sustained work — CPU of
+// the whole process, plugin threads included, above a share of a core across a
+// window — and from then on with them: a burst of traffic or a large re-index is
+// optimized within seconds. V8 reads these flags when it decides to tier up, so
+// they can be flipped at runtime; the compile cache accepts code cached on either
+// side of the flip.
 import { setFlagsFromString } from 'node:v8';
 
 const TIER_FLAG = /--(no-)?(turbofan|maglev|opt|max-opt|jitless|lite-mode)\b/;
@@ -27,4 +30,39 @@ export function deferOptimizingJit(execArgv: readonly string[] = process.execArg
     setFlagsFromString('--turbofan');
     setFlagsFromString('--maglev');
   };
+}
+
+export interface BusyOptions {
+  /** How far back the CPU use is averaged. */
+  windowMs?: number;
+  /** How often it is sampled. */
+  sampleMs?: number;
+  /** The share of one core that counts as sustained work. */
+  share?: number;
+}
+
+/** Call `onBusy` once, the first time the process's CPU use over a window reaches `share` of a core. */
+export function whenBusy(onBusy: () => void, opts: BusyOptions = {}): { stop(): void } {
+  const windowMs = opts.windowMs ?? 10_000;
+  const sampleMs = opts.sampleMs ?? 2_000;
+  const share = opts.share ?? 0.25;
+  const cpuMicros = () => {
+    const u = process.cpuUsage();
+    return u.user + u.system;
+  };
+  const samples: { at: number; cpu: number }[] = [{ at: performance.now(), cpu: cpuMicros() }];
+  const timer = setInterval(() => {
+    const now = { at: performance.now(), cpu: cpuMicros() };
+    samples.push(now);
+    while (samples.length > 2 && now.at - samples[1].at >= windowMs) samples.shift();
+    const first = samples[0];
+    const elapsedMs = now.at - first.at;
+    if (elapsedMs < windowMs) return;
+    if ((now.cpu - first.cpu) / 1000 >= share * elapsedMs) {
+      clearInterval(timer);
+      onBusy();
+    }
+  }, sampleMs);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
 }

@@ -2,6 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { setTimeout as delay } from 'node:timers/promises';
+import { whenBusy } from '../../core/gateway/startup-jit.ts';
 
 const MODULE = fileURLToPath(new URL('../../core/gateway/startup-jit.ts', import.meta.url));
 
@@ -36,4 +38,32 @@ test('start-up code is not optimized; once the optimizing tiers are back, hot co
 test('tiers the user chose are left alone, whether as node flags or in NODE_OPTIONS', () => {
   assert.deepEqual(probe({ flags: ['--no-turbofan'] }), { during: 'ignition', after: 'ignition' });
   assert.deepEqual(probe({ nodeOptions: '--max-opt=2' }), { during: 'turbofan', after: 'turbofan' });
+});
+
+// whenBusy measures this process's CPU: the busy case burns it in slices (the
+// sampler needs the event loop), the idle case waits on timers only.
+const FAST = { windowMs: 200, sampleMs: 25, share: 0.5 };
+
+test('sustained CPU use across a window counts as busy, once', async (t) => {
+  let calls = 0;
+  const watch = whenBusy(() => calls++, FAST);
+  t.after(watch.stop);
+  while (calls === 0) {
+    const end = performance.now() + 20;
+    while (performance.now() < end);
+    await delay(1);
+  }
+  await delay(FAST.windowMs * 3);
+  assert.equal(calls, 1);
+});
+
+test('an idle process is not busy, and a short burst inside an idle window is not sustained work', async (t) => {
+  let calls = 0;
+  const watch = whenBusy(() => calls++, FAST);
+  t.after(watch.stop);
+  await delay(FAST.windowMs * 2);
+  const end = performance.now() + FAST.windowMs * FAST.share * 0.4;
+  while (performance.now() < end);
+  await delay(FAST.windowMs * 3);
+  assert.equal(calls, 0);
 });
