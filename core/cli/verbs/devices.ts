@@ -4,6 +4,7 @@ import type { Verb } from '../main.ts';
 import { OPERATOR_SCOPES } from '../../bus/devices.ts';
 import { readRunInfo } from '../../gateway/lock.ts';
 import { controlUiBase } from '../../ui/base-url.ts';
+import { hostPort, networkHost, pairUri, qrText } from '../invite-qr.ts';
 
 const usage = `usage: carapace devices pending [--json]
        carapace devices approve CODE [--role operator|node] [--scopes a,b]
@@ -16,7 +17,10 @@ Devices (CLI, Control UI, phones, nodes) pair with the gateway once and then pro
 their key on every connection. A new device's first connect shows a code like
 ABCD-EFGH; approve it here. "invite --link" prints a one-time Control UI
 link (http://HOST:PORT/#invite=CODE) that pairs the browser opening it with
-every operator scope unless --scopes says otherwise. Scopes: operator.read, operator.write,
+every operator scope unless --scopes says otherwise. An invite is also printed as
+a QR code for a phone's camera: the link, or for a plain invite a
+carapace://pair?url=WS-URL&code=CODE&gateway=KEY-ID URI, naming the gateway by an
+address other devices reach (none when it listens on loopback only). Scopes: operator.read, operator.write,
 operator.pairing, operator.admin; node.invoke. Talks to the running gateway.`;
 
 interface Device {
@@ -102,21 +106,34 @@ export const verb: Verb = {
           // The Control UI needs every operator scope for its views; a plain invite defaults to read+write.
           const grant = link ? { role: 'operator', scopes: scopes ?? [...OPERATOR_SCOPES] } : { ...(role ? { role } : {}), ...(scopes ? { scopes } : {}) };
           const inv = await client.request<{ code: string; role: string; scopes: string[]; expiresAt: number; gatewayId: string }>('devices.invite', grant);
+          const info = readRunInfo(io.paths);
+          const host = info?.host ?? '127.0.0.1';
+          const port = info?.port ?? 18789;
+          // For another device: the gateway by an address it can reach (a phone's camera opens the link; a device app reads the pair URI).
+          const reachable = networkHost(host);
+          const qr = reachable === null ? null : link ? `http://${hostPort(reachable, port)}/#invite=${inv.code}` : pairUri(`ws://${hostPort(reachable, port)}/ws`, inv.code, inv.gatewayId);
+          const showQr = () =>
+            io.say(
+              qr === null
+                ? 'no QR code: the gateway listens on loopback only, which no other device can reach (gateway.bind in config.json; carapace doctor explains the risk)'
+                : `${qrText(qr, io.isTTY)}\n${qr}`,
+            );
           if (link) {
-            const info = readRunInfo(io.paths);
-            const url = `${controlUiBase(info?.host ?? '127.0.0.1', info?.port ?? 18789)}/#invite=${inv.code}`;
-            if (io.json) io.emit({ ...inv, link: url });
+            const url = `${controlUiBase(host, port)}/#invite=${inv.code}`;
+            if (io.json) io.emit({ ...inv, link: url, qr });
             else {
               io.say(url);
               io.say(`one use, expires ${new Date(inv.expiresAt).toISOString()}; grants ${inv.role} [${inv.scopes.join(',')}]`);
+              showQr();
             }
             return 0;
           }
-          if (io.json) io.emit(inv);
+          if (io.json) io.emit({ ...inv, qr });
           else {
             io.say(`invite code: ${inv.code}`);
             io.say(`grants ${inv.role} [${inv.scopes.join(',')}], one use, expires ${new Date(inv.expiresAt).toISOString()}`);
             io.say(`gateway key id: ${inv.gatewayId} (the device should check it matches)`);
+            showQr();
           }
           return 0;
         }
