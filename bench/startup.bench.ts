@@ -1,5 +1,7 @@
 // bench/startup: spawn `carapace start` on a fresh home → first /healthz 200, and
-// the RSS of the whole process tree 10 s after ready; baseline: a bare Node http
+// the RSS of the whole process tree 10 s after ready — idle, with the bundled
+// plugins loaded, and in use (an agent turn through the bundled Anthropic provider,
+// against a loopback fake, that used every bundled tool); baseline: a bare Node http
 // server measured the same way in the same run. `--peer openclaw` also installs
 // the public openclaw package into a scratch directory and measures its gateway
 // the same way (spawn → /health 200, tree RSS 10 s after ready), against ours.
@@ -13,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
 import { GATEWAY_ENV, GATEWAY_NODE_FLAGS } from '../core/gateway/node-flags.ts';
 import { makeReport, percentile, treeRss, treePss, treeResidentUnique, MB } from './lib.ts';
+import { startFakeAnthropic } from '../test/helpers/fake-anthropic.ts';
 
 const BIN = fileURLToPath(new URL('../core/cli/bin.js', import.meta.url));
 const RUNS = Number(process.env.BENCH_STARTUP_RUNS ?? 10);
@@ -21,6 +24,9 @@ const { peer } = parseArgs({ options: { peer: { type: 'string' } } }).values;
 if (peer !== undefined && peer !== 'openclaw') throw new Error(`--peer: only openclaw is known, not "${peer}"`);
 const SETTLE_MS = 10_000;
 const report = makeReport();
+// The gateway finds its provider in the environment (config.md's defaults); nothing
+// loads it until the in-use step.
+const fakeProvider = await startFakeAnthropic();
 
 const BASELINE_SRC = `require('http').createServer((q, s) => s.end('ok')).listen(0, '127.0.0.1', function () { console.log('PORT ' + this.address().port); });`;
 
@@ -31,18 +37,48 @@ interface Started {
   cleanup(): void;
 }
 
-async function loadBundledPlugins(home: string): Promise<void> {
+async function withOwner(home: string, use: (client: import('../core/client/client.ts').BusClient) => Promise<void>): Promise<void> {
   const { connectOwner } = await import('../core/cli/connect.ts');
   const { homePaths } = await import('../core/home.ts');
   const client = await connectOwner(homePaths(home));
   if (!client) throw new Error('the gateway did not write run/gateway.json');
   try {
-    await client.request('tools.invoke', { tool: 'clock_now', input: {} });
-    await client.request('tools.invoke', { tool: 'memory_search', input: { query: 'warm up' } });
+    await use(client);
   } finally {
     client.close();
   }
 }
+
+const loadBundledPlugins = (home: string) =>
+  withOwner(home, async (client) => {
+    await client.request('tools.invoke', { tool: 'clock_now', input: {} });
+    await client.request('tools.invoke', { tool: 'memory_search', input: { query: 'warm up' } });
+  });
+
+/** One agent turn through the provider worker whose model calls every bundled tool once. */
+const useAgent = (home: string) =>
+  withOwner(home, async (client) => {
+    fakeProvider.push(
+      {
+        toolCalls: [
+          { name: 'clock_now', input: { timezone: 'Europe/Berlin' } },
+          { name: 'files_list', input: { path: '.' } },
+          { name: 'web_fetch', input: { url: 'http://127.0.0.1:9/' } },
+          { name: 'message', input: { channel: 'webchat', to: 'nobody', text: 'hello' } },
+          { name: 'memory_search', input: { query: 'hello' } },
+        ],
+        stopReason: 'tool_use',
+      },
+      { text: 'Done.' },
+    );
+    const before = fakeProvider.requests.length;
+    await client.request('chat.send', { text: 'Use every tool once.', idempotencyKey: `bench-${Date.now()}` });
+    const deadline = performance.now() + 30_000;
+    while (fakeProvider.requests.length < before + 2 || fakeProvider.pending() > 0) {
+      if (performance.now() > deadline) throw new Error('the agent turn did not reach the provider twice');
+      await delay(50);
+    }
+  });
 
 async function waitHealthy(url: string, child: ChildProcess): Promise<void> {
   for (;;) {
@@ -59,7 +95,7 @@ async function start(kind: 'gateway' | 'baseline'): Promise<Started> {
   const t0 = performance.now();
   const child =
     kind === 'gateway'
-      ? spawn(process.execPath, [...GATEWAY_NODE_FLAGS, BIN, 'start', '--home', join(base, 'home'), '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...GATEWAY_ENV, ANTHROPIC_API_KEY: '', OPENAI_API_KEY: '' } })
+      ? spawn(process.execPath, [...GATEWAY_NODE_FLAGS, BIN, 'start', '--home', join(base, 'home'), '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...GATEWAY_ENV, ANTHROPIC_API_KEY: 'sk-ant-bench-not-a-key', ANTHROPIC_BASE_URL: fakeProvider.url, OPENAI_API_KEY: '', OPENAI_BASE_URL: '', CARAPACE_MODEL: '' } })
       : spawn(process.execPath, ['-e', BASELINE_SRC], { stdio: ['ignore', 'pipe', 'pipe'] });
   const port = await new Promise<number>((resolve, reject) => {
     let buf = '';
@@ -118,8 +154,15 @@ const [gwPss, barePss] = [treePss(gw.child.pid!), treePss(bare.child.pid!)];
 if (gwPss !== null && barePss !== null) report({ bench: 'startup', metric: 'pss_tree_plugins_loaded', value: gwPss / MB, unit: 'MB', baseline: barePss / MB });
 const [gwUnique, bareUnique] = [treeResidentUnique(gw.child.pid!), treeResidentUnique(bare.child.pid!)];
 if (gwUnique !== null && bareUnique !== null) report({ bench: 'startup', metric: 'resident_unique_tree_plugins_loaded', value: gwUnique / MB, unit: 'MB', baseline: bareUnique / MB });
+await useAgent(gw.home);
+await delay(SETTLE_MS);
+report({ bench: 'startup', metric: 'rss_tree_in_use', value: treeRss(gw.child.pid!) / MB, unit: 'MB', baseline: treeRss(bare.child.pid!) / MB });
+const [usePss, useUnique] = [treePss(gw.child.pid!), treeResidentUnique(gw.child.pid!)];
+if (usePss !== null) report({ bench: 'startup', metric: 'pss_tree_in_use', value: usePss / MB, unit: 'MB', baseline: treePss(bare.child.pid!)! / MB });
+if (useUnique !== null) report({ bench: 'startup', metric: 'resident_unique_tree_in_use', value: useUnique / MB, unit: 'MB', baseline: treeResidentUnique(bare.child.pid!)! / MB });
 gw.cleanup();
 bare.cleanup();
+await fakeProvider.close();
 
 if (peer === 'openclaw') await measureOpenclaw({ readyP50: percentile(gatewayTimes, 50), idleRss });
 
