@@ -60,7 +60,10 @@ export function pluginConfigFor(m: Manifest, s: ConfigSections): Obj {
     out = { ...out, ...ch };
   }
   if (m.kind === 'provider' && s.provider) {
-    const mapped = withoutNulls(providerPluginConfig(s.provider));
+    // The endpoint and its key are the provider entry's alone: its null is "none",
+    // never whatever `plugins.<id>.config` (shared by every endpoint) says.
+    const { baseUrl, apiKeySecret, ...rest } = providerPluginConfig(s.provider);
+    const mapped: Obj = { ...withoutNulls(rest), baseUrl, apiKeySecret };
     for (const k of Object.keys(mapped)) if (closed && !Object.hasOwn(props, k)) delete mapped[k];
     out = { ...out, ...mapped };
   }

@@ -17,6 +17,8 @@
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
+import { effectiveProviders } from '../providers/detect.ts';
 import { checkToolInput } from './tool-input.ts';
 import { CarapaceError } from '../errors.ts';
 import type { KernelContext, Service } from '../kernel.ts';
@@ -86,6 +88,8 @@ export interface PluginHostDeps {
   sockets?: Partial<SocketLimits>;
   /** Runtime for `worker` plugins (worker-runtime.ts); loaded lazily when absent. */
   loadWorker?: (spec: LoadSpec, host: HostFunctions) => Promise<PluginInstance>;
+  /** Tells which `providers.<id>` entries a config change touched (providersChanged); returns its removal. */
+  watchProviders?: (changed: (providerIds: string[]) => void) => () => void;
 }
 
 interface Entry {
@@ -122,6 +126,7 @@ export class PluginHost implements Service {
   #sandbox: SandboxHost | null = null;
   #trust: TrustStore | null = null;
   #stopped = false;
+  #unwatch: (() => void) | null = null;
 
   constructor(deps: PluginHostDeps) {
     this.#deps = deps;
@@ -158,9 +163,8 @@ export class PluginHost implements Service {
     const onDisk = new Map(installedPlugins(this.#deps.paths.pluginsDir).map((loc) => [loc.id, loc]));
     for (const [id, e] of [...this.#entries]) {
       if (id !== e.loc.id || e.loc.source !== 'installed' || onDisk.has(id)) continue;
-      await this.#halt(id, 'removed');
-      this.#entries.delete(id);
-      await this.#dropInstancesOf(id, 'removed');
+      await this.#forget(id);
+      await this.#dropInstancesOf(id);
       out.removed.push(id);
     }
     for (const [id, loc] of onDisk) {
@@ -169,7 +173,7 @@ export class PluginHost implements Service {
       if (e && JSON.stringify(e.loc.record) === JSON.stringify(loc.record)) continue;
       if (e) await this.#halt(id, 'replaced');
       this.#entries.set(id, this.#verify(loc));
-      await this.#dropInstancesOf(id, 'replaced');
+      await this.#dropInstancesOf(id);
       (e ? out.replaced : out.added).push(id);
     }
     this.#indexTools();
@@ -178,15 +182,32 @@ export class PluginHost implements Service {
   }
 
   /**
-   * Stop and forget a plugin's derived instances: they run its code, so they go
-   * when it is removed or replaced (and are made afresh on next use). Called after
-   * the plugin's entry changed, so none made meanwhile outlives the old code.
+   * Forget a plugin's derived instances and stop them: they run its code, so they
+   * go when it is removed or replaced (and are made afresh on next use). Called
+   * after the plugin's entry changed, so none made meanwhile outlives the old code.
    */
-  async #dropInstancesOf(pluginId: string, why: string): Promise<void> {
+  async #dropInstancesOf(pluginId: string): Promise<void> {
+    for (const [id, e] of [...this.#entries]) if (e.loc.id === pluginId && id !== pluginId) await this.#forget(id);
+  }
+
+  /** Drop an entry, then stop what runs in it: an instance starting meanwhile sees it is gone (#ensure) and stops. */
+  async #forget(id: string): Promise<void> {
+    const e = this.#entries.get(id);
+    if (!e) return;
+    this.#entries.delete(id);
+    await this.#haltEntry(e);
+  }
+
+  /**
+   * `providers.<id>` entries changed in config: their instances stop and start
+   * again on next use with what the entry now says (a derived one is made afresh,
+   * or not at all if the entry is gone).
+   */
+  async providersChanged(providerIds: readonly string[]): Promise<void> {
     for (const [id, e] of [...this.#entries]) {
-      if (e.loc.id !== pluginId || id === pluginId) continue;
-      await this.#halt(id, why);
-      this.#entries.delete(id);
+      if (e.verified?.manifest.kind !== 'provider' || !providerIds.includes(e.configKey)) continue;
+      if (id === e.loc.id) await this.#halt(id, 'config changed');
+      else await this.#forget(id);
     }
   }
 
@@ -241,6 +262,7 @@ export class PluginHost implements Service {
 
   async start(): Promise<void> {
     if (this.#entries.size === 0) this.discover();
+    this.#unwatch ??= this.#deps.watchProviders?.((ids) => void this.providersChanged(ids)) ?? null;
     // Channels listen for inbound messages, so they start with the gateway — those the user enabled (`channels.<id>.enabled`).
     const channels = this.#deps.userConfig?.().channels ?? {};
     for (const [id, e] of this.#entries) {
@@ -252,6 +274,7 @@ export class PluginHost implements Service {
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#unwatch?.();
     await Promise.all([...this.#entries.keys()].map((id) => this.#halt(id, 'stopped')));
     await this.#sandbox?.close();
     this.#sandbox = null;
@@ -306,6 +329,10 @@ export class PluginHost implements Service {
     e.starting = this.#launch(id, e).then(
       (inst) => {
         e.starting = null;
+        if (this.#entries.get(id) !== e) {
+          void inst.stop();
+          throw new CarapaceError('UNAVAILABLE', `plugin ${id} was removed while it started`);
+        }
         e.instance = inst;
         e.state = 'running';
         return inst;
@@ -443,7 +470,10 @@ export class PluginHost implements Service {
 
   async #halt(id: string, _why: string): Promise<void> {
     const e = this.#entries.get(id);
-    if (!e) return;
+    if (e) await this.#haltEntry(e);
+  }
+
+  async #haltEntry(e: Entry): Promise<void> {
     if (e.timer) clearTimeout(e.timer);
     e.timer = null;
     const inst = e.instance ?? (await e.starting?.catch(() => null)) ?? null;
@@ -560,6 +590,12 @@ export function createPluginHost(ctx: KernelContext, extra: Partial<PluginHostDe
     db: ctx.db,
     pluginConfig: () => (ctx.config.current as { plugins?: PluginHostDeps extends { pluginConfig: () => infer R } ? R : never }).plugins ?? {},
     userConfig: () => ctx.config.current as ReturnType<NonNullable<PluginHostDeps['userConfig']>>,
+    watchProviders: (changed) =>
+      ctx.config.onChange((next, prev) => {
+        const [before, after] = [effectiveProviders(prev), effectiveProviders(next)];
+        const ids = [...new Set([...Object.keys(before), ...Object.keys(after)])].filter((id) => !isDeepStrictEqual(before[id], after[id]));
+        if (ids.length) changed(ids);
+      }),
     ...extra,
   });
 }

@@ -33,15 +33,16 @@ export function classifyProviderError(err: unknown): ProviderErrorInfo {
 }
 
 export function createHostModelClient(deps: { host: ProviderHost; providers: () => Record<string, ProviderConfig> }): ModelClient {
-  // Per instance: endpoints of one plugin may list different models (`providers.<id>.models`).
+  // Per instance and its config: endpoints of one plugin may list different models
+  // (`providers.<id>.models`), and an edited entry restarts its instance.
   const catalogs = new Map<string, Promise<ModelInfo[]>>();
 
-  function instanceFor(ref: ModelRef): string {
+  function instanceFor(ref: ModelRef): { instance: string; cfg: ProviderConfig } {
     const cfg = deps.providers()[ref.provider];
     if (!cfg) throw new ModelCallError({ kind: 'bad_request', message: `no provider "${ref.provider}" is configured (add providers.${ref.provider} to config.json or set its API key in the environment)` });
     const plugin = cfg.api ?? ref.provider;
     try {
-      return deps.host.providerInstance(ref.provider, plugin);
+      return { instance: deps.host.providerInstance(ref.provider, plugin), cfg };
     } catch (err) {
       if (!(err instanceof CarapaceError)) throw err;
       throw new ModelCallError({ kind: 'bad_request', message: `provider "${ref.provider}" needs the "${plugin}" provider plugin: ${err.message} (see carapace plugins list)` });
@@ -50,19 +51,20 @@ export function createHostModelClient(deps: { host: ProviderHost; providers: () 
 
   return {
     async modelInfo(ref) {
-      const instance = instanceFor(ref);
-      let catalog = catalogs.get(instance);
+      const { instance, cfg } = instanceFor(ref);
+      const key = `${instance}\n${JSON.stringify(cfg)}`;
+      let catalog = catalogs.get(key);
       if (!catalog) {
         catalog = deps.host.models(instance).catch((err: unknown) => {
-          catalogs.delete(instance);
+          catalogs.delete(key);
           throw err;
         });
-        catalogs.set(instance, catalog);
+        catalogs.set(key, catalog);
       }
       return lookupModel(await catalog.catch(() => []), ref.model);
     },
     async complete(ref, request, onEvent, signal) {
-      const instance = instanceFor(ref);
+      const { instance } = instanceFor(ref);
       if (signal?.aborted) throw new ModelCallError({ kind: 'aborted', message: 'the run was aborted' });
       const call = deps.host.complete(instance, { ...request, model: ref.model }, onEvent);
       // The call cannot be cancelled across the sandbox boundary; an abort stops

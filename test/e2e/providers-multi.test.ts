@@ -80,4 +80,16 @@ test('three OpenAI-wire endpoints serve their own models in one gateway, each wi
   assert.deepEqual(grants.get('openai'), [net(fakes.openai), 'secret:OPENAI_API_KEY@127.0.0.1']);
   assert.deepEqual(grants.get('openai.ollama'), [net(fakes.ollama)]);
   assert.deepEqual(grants.get('openai.deepseek'), [net(fakes.deepseek), 'secret:DEEPSEEK_API_KEY@127.0.0.1']);
+
+  // Re-pointing an endpoint (through the running gateway's config.set) applies to
+  // the next turn: that endpoint's instance starts again with the new entry.
+  const moved = await startFakeOpenAI();
+  t.after(() => moved.close());
+  const set = await runCli(['config', 'set', 'providers.ollama.baseUrl', `${moved.url}/v1`], { home: home.dir });
+  assert.equal(set.code, 0, set.stderr);
+  moved.push({ text: 'From the moved Ollama.' });
+  const again = await runCli(['chat', '--agent', 'local', 'hello again'], { home: home.dir });
+  assert.equal(again.code, 0, again.stderr + gw.output());
+  assert.match(again.stdout, /From the moved Ollama\./);
+  assert.equal(fakes.ollama.requests.length, 1, 'nothing more went to the old endpoint');
 });

@@ -56,6 +56,15 @@ test("providers.<id>: an endpoint's key goes to that endpoint only, and the plug
   assert.deepEqual(derive({ apiKey: { secret: 'WORK_OPENAI_KEY' } }), ['secret:WORK_OPENAI_KEY@api.openai.com'], 'without a baseUrl the endpoint is the default host');
 });
 
+test("providers.<id>: an endpoint without a key or baseUrl of its own does not take them from plugins.<id>.config, which every endpoint shares", () => {
+  const m = manifest('provider.openai');
+  const shared = { apiKeySecret: 'OPENAI_API_KEY', baseUrl: 'https://proxy.example/v1' };
+  const cfg = validatePluginConfig(m, pluginConfigFor(m, { plugin: shared, provider: { api: 'openai', baseUrl: 'http://10.0.0.9:11434/v1' } }));
+  assert.equal(cfg.apiKeySecret, null);
+  assert.deepEqual(deriveGrant(m, cfg, granted(m), 'providers.ollama').permissions, ['net:10.0.0.9:11434']);
+  assert.equal(validatePluginConfig(m, pluginConfigFor(m, { plugin: shared, provider: { apiKey: { secret: 'DEEPSEEK_API_KEY' } } })).baseUrl, null);
+});
+
 test('a configured host name that resolves to a private address is allowed; the same address under another name is not', () => {
   const m = manifest('channel.telegram');
   const d = deriveGrant(m, { apiBaseUrl: 'http://nas.lan:8081' }, granted(m), 'channels.telegram');

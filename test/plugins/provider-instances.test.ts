@@ -11,6 +11,7 @@ import type { KeyPair } from '../../core/identity/keys.ts';
 import type { LoadSpec, PluginInstance } from '../../core/plugins/runtime.ts';
 import type { CompletionRequest, CompletionResult } from '../../core/plugin-api.ts';
 import type { ProviderConfig } from '../../core/config/config.ts';
+import { until } from '../helpers/wait.ts';
 
 // A provider plugin is written for one endpoint (its `carapace.config`); every
 // further configured endpoint of the same wire format runs as an instance of its
@@ -141,14 +142,24 @@ test('an instance fails, backs off and opens its circuit on its own; the other e
 });
 
 /** A worker runtime stand-in that records which instances were loaded and stopped. */
+/** A worker runtime that records loads and stops; `hold()` makes the next load wait until released. */
 function recordingRuntime() {
   const loaded: string[] = [];
   const stopped: string[] = [];
+  let gate: Promise<void> | null = null;
   const loadWorker = async (spec: LoadSpec): Promise<PluginInstance> => {
     loaded.push(`${spec.id}@${spec.config.baseUrl}`);
+    const waitFor = gate;
+    gate = null;
+    await waitFor;
     return { runtime: 'worker', call: async () => [], deliver: async () => {}, stop: async () => void stopped.push(spec.id), onExit: () => {} };
   };
-  return { loaded, stopped, loadWorker };
+  const hold = () => {
+    let release!: () => void;
+    gate = new Promise((r) => (release = r));
+    return release;
+  };
+  return { loaded, stopped, loadWorker, hold };
 }
 
 test('instances stop with the host, and go when their plugin is removed or replaced', async (t) => {
@@ -184,4 +195,59 @@ test('instances stop with the host, and go when their plugin is removed or repla
   await fx2.host.models(fx2.host.providerInstance('x', 'probe'));
   await fx2.host.stop();
   assert.deepEqual(rt.stopped, ['probe.x']);
+});
+
+test('an edited or removed providers.<id> entry stops its instance; the next use runs what the entry now says', async (t) => {
+  const pub = throwawayPublisher();
+  t.after(pub.cleanup);
+  const p = probe(pub.kp, { runtime: 'worker' });
+  t.after(p.cleanup);
+  const rt = recordingRuntime();
+  let providers: Record<string, ProviderConfig> = { probe: { baseUrl: 'http://127.0.0.1:1/a' }, x: { baseUrl: 'http://127.0.0.1:1/x' } };
+  let notify: (ids: string[]) => void = () => {};
+  const fx = await startHost(t, [p], pub.kp, {
+    allowWorker: true,
+    loadWorker: rt.loadWorker,
+    userConfig: () => ({ providers }),
+    watchProviders: (changed) => ((notify = changed), () => {}),
+  });
+  await fx.host.start();
+  const use = (provider: string) => fx.host.models(fx.host.providerInstance(provider, 'probe'));
+  await use('probe');
+  await use('x');
+
+  providers = { ...providers, x: { baseUrl: 'http://127.0.0.1:1/x2' } };
+  notify(['x']);
+  await until('the edited endpoint stops', () => rt.stopped.includes('probe.x'));
+  assert.equal(fx.host.list().some((r) => r.id === 'probe.x'), false);
+  await use('x');
+  assert.deepEqual(rt.loaded.slice(-1), ['probe.x@http://127.0.0.1:1/x2'], 'the new endpoint, not the old one');
+  assert.deepEqual(rt.stopped, ['probe.x'], 'the other endpoint kept running');
+
+  providers = { x: providers.x };
+  notify(['probe']);
+  await until('the removed endpoint stops', () => rt.stopped.includes('probe'));
+  assert.equal(fx.host.list().find((r) => r.id === 'probe')!.state, 'stopped', "the plugin's own entry stays, stopped");
+});
+
+test('an instance that finishes starting after its plugin was removed is stopped, not left running', async (t) => {
+  const pub = throwawayPublisher();
+  t.after(pub.cleanup);
+  const p = probe(pub.kp, { runtime: 'worker' });
+  t.after(p.cleanup);
+  const rt = recordingRuntime();
+  const providers: Record<string, ProviderConfig> = { x: { baseUrl: 'http://127.0.0.1:1/x' } };
+  const fx = await startHost(t, [], pub.kp, { allowWorker: true, loadWorker: rt.loadWorker, userConfig: () => ({ providers }) });
+  installFolder(fx.paths, p.dir, { allowWorker: true });
+  await fx.host.reloadInstalled();
+  const release = rt.hold();
+  const starting = fx.host.models(fx.host.providerInstance('x', 'probe'));
+  await until('the instance starts loading', () => rt.loaded.length === 1);
+  removePlugin(fx.paths, 'probe');
+  const removed = fx.host.reloadInstalled();
+  release();
+  await assert.rejects(starting, /removed/);
+  await removed;
+  assert.deepEqual(rt.stopped, ['probe.x']);
+  assert.deepEqual(fx.host.list().filter((r) => r.id.startsWith('probe')), []);
 });
