@@ -22,5 +22,7 @@ try {
 } catch {
   // no cache: slower start, same behaviour
 }
+// Start-up without V8's optimizing compilers, for every verb (why: core/gateway/startup-jit.ts).
+(await import('../gateway/startup-jit.ts')).deferOptimizingJit();
 const { main } = await import('./main.ts');
 process.exitCode = await main(process.argv.slice(2));

@@ -3,33 +3,40 @@
 // that code cost CPU while the gateway should be getting ready, and leave ~7 MB of
 // the compilers' own machine code paged in. A personal gateway then answers a few
 // messages an hour, for which the interpreter and the baseline compiler are plenty
-// (Chrome's battery-saver and efficiency modes make the same trade). So the
-// gateway runs without the optimizing tiers until it does sustained work — CPU of
-// the whole process, plugin threads included, above a share of a core across a
-// window — and from then on with them: a burst of traffic or a large re-index is
-// optimized within seconds. V8 reads these flags when it decides to tier up, so
-// they can be flipped at runtime; the compile cache accepts code cached on either
-// side of the flip.
+// (Chrome's battery-saver and efficiency modes make the same trade). So every
+// `carapace` process starts without the optimizing tiers (bin.js), and the gateway
+// turns them on once it does sustained work — CPU of the whole process, plugin
+// threads included, above a share of a core across a window: a burst of traffic or
+// a large re-index is optimized within seconds. V8 reads these flags when it decides
+// to tier up, so they can be flipped at runtime. Code it caches on disk (the compile
+// cache) is only taken back under the same flags, which is why the short-lived CLI
+// verbs run under them too: all of start-up then caches and finds code the same way.
 import { setFlagsFromString } from 'node:v8';
 
 const TIER_FLAG = /--(no-)?(turbofan|maglev|opt|max-opt|jitless|lite-mode)\b/;
+let deferred = false;
 
 /**
- * Turn the optimizing tiers off until the returned function turns them on again.
- * Does nothing when the user chose tiers themselves (node flags or NODE_OPTIONS):
- * theirs must hold for the gateway's whole life.
+ * Turn the optimizing tiers off until restoreOptimizingJit(); false, doing nothing,
+ * when the user chose tiers themselves (node flags or NODE_OPTIONS): theirs hold.
  */
-export function deferOptimizingJit(execArgv: readonly string[] = process.execArgv, nodeOptions = process.env.NODE_OPTIONS ?? ''): () => void {
-  if ([...execArgv, nodeOptions].some((flag) => TIER_FLAG.test(flag))) return () => {};
+export function deferOptimizingJit(execArgv: readonly string[] = process.execArgv, nodeOptions = process.env.NODE_OPTIONS ?? ''): boolean {
+  if (deferred || [...execArgv, nodeOptions].some((flag) => TIER_FLAG.test(flag))) return deferred;
   setFlagsFromString('--no-turbofan');
   setFlagsFromString('--no-maglev');
-  let restored = false;
-  return () => {
-    if (restored) return;
-    restored = true;
-    setFlagsFromString('--turbofan');
-    setFlagsFromString('--maglev');
-  };
+  deferred = true;
+  return true;
+}
+
+export function optimizingJitDeferred(): boolean {
+  return deferred;
+}
+
+export function restoreOptimizingJit(): void {
+  if (!deferred) return;
+  deferred = false;
+  setFlagsFromString('--turbofan');
+  setFlagsFromString('--maglev');
 }
 
 export interface BusyOptions {

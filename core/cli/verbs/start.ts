@@ -1,8 +1,11 @@
 import { CliError, UsageError } from '../../errors.ts';
+import { ConfigError } from '../../config/config.ts';
+import { LockError } from '../../gateway/lock.ts';
+import { StoreError } from '../../store/db.ts';
 import type { Verb } from '../main.ts';
 import { controlUiBase } from '../../ui/base-url.ts';
 import { startMemoryReducer } from '../../gateway/memory-reducer.ts';
-import { deferOptimizingJit, whenBusy } from '../../gateway/startup-jit.ts';
+import { optimizingJitDeferred, restoreOptimizingJit, whenBusy } from '../../gateway/startup-jit.ts';
 import { flushCompileCache } from 'node:module';
 
 const SHUTDOWN_GRACE_MS = 15_000;
@@ -22,14 +25,7 @@ finishes in-flight work and stops cleanly.`,
     const bind = values.bind as string | undefined;
     if (bind !== undefined && !/^(loopback|lan|[0-9a-fA-F:.]+)$/.test(bind)) throw new UsageError(`--bind must be loopback, lan or an IP address`);
 
-    const restoreJit = deferOptimizingJit();
-    // Imported only now: loading the kernel compiles its schemas, start-up work.
-    const [{ startGateway }, { ConfigError }, { LockError }, { StoreError }] = await Promise.all([
-      import('../../gateway/gateway.ts'),
-      import('../../config/config.ts'),
-      import('../../gateway/lock.ts'),
-      import('../../store/db.ts'),
-    ]);
+    const { startGateway } = await import('../../gateway/gateway.ts');
     let gateway;
     try {
       gateway = await startGateway({ home: io.home, port, bind, pretty: io.isTTY });
@@ -43,10 +39,12 @@ finishes in-flight work and stops cleanly.`,
     // Node writes the compile cache (bin.js) at exit; a gateway that is only ever
     // killed would never write it and start cold every time.
     flushCompileCache();
-    const busy = whenBusy(() => {
-      restoreJit();
-      gateway.ctx.log.info('sustained work: the optimizing compilers are on');
-    });
+    const busy = optimizingJitDeferred()
+      ? whenBusy(() => {
+          restoreOptimizingJit();
+          gateway.ctx.log.info('sustained work: the optimizing compilers are on');
+        })
+      : null;
     // A one-time link for this machine's browser (fragment only: never sent to a server or logged).
     const ui = gateway.registry.find<import('../../ui/service.ts').UiService>('ui');
     const link = ui?.inviteLink(controlUiBase(gateway.host, gateway.port));
@@ -66,7 +64,7 @@ finishes in-flight work and stops cleanly.`,
         }, SHUTDOWN_GRACE_MS);
         force.unref();
         reducer.stop();
-        busy.stop();
+        busy?.stop();
         gateway.stop(signal).then(resolve, (err: unknown) => {
           io.stderr.write(`carapace: shutdown failed: ${(err as Error).message}\n`);
           process.exitCode = 1;
