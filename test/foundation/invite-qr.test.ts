@@ -5,12 +5,12 @@ import jsqr from 'jsqr';
 import { tempHome } from '../helpers/home.ts';
 import { spawnGateway } from '../helpers/gateway.ts';
 import { runCli } from '../helpers/cli.ts';
-import { networkHost, pairUri, qrText } from '../../core/cli/invite-qr.ts';
+import { inviteQr, networkHost, pairUri, qrText } from '../../core/cli/invite-qr.ts';
 
 // protocol.md: `carapace devices invite` prints the invite "as text and QR". The
 // printed QR is read back the way a camera would: its half-block characters become
-// pixels, and a QR decoder (jsQR) must find the payload in them. Blocks are the
-// light modules (drawn bright), spaces the dark ones.
+// pixels (no margin added: the code's own quiet zone must do), and a QR decoder
+// (jsQR) must find the payload in them. Blocks are the light modules, spaces the dark.
 
 /** Decode a QR printed by qrText (ANSI colours stripped) or return null. */
 function scan(text: string): string | null {
@@ -23,16 +23,14 @@ function scan(text: string): string | null {
     dark.push(chars.map((c) => c === ' ' || c === '▄'), chars.map((c) => c === ' ' || c === '▀'));
   }
   const SCALE = 4;
-  const QUIET = 4 * SCALE; // a light margin, as on a screen
-  const w = width * SCALE + 2 * QUIET;
-  const h = dark.length * SCALE + 2 * QUIET;
+  const [w, h] = [width * SCALE, dark.length * SCALE];
   const px = new Uint8ClampedArray(w * h * 4).fill(255);
   dark.forEach((row, y) =>
     row.forEach((on, x) => {
       if (!on) return;
       for (let dy = 0; dy < SCALE; dy++)
         for (let dx = 0; dx < SCALE; dx++) {
-          const i = ((QUIET + y * SCALE + dy) * w + QUIET + x * SCALE + dx) * 4;
+          const i = ((y * SCALE + dy) * w + x * SCALE + dx) * 4;
           px[i] = px[i + 1] = px[i + 2] = 0;
         }
     }),
@@ -40,24 +38,37 @@ function scan(text: string): string | null {
   return jsqr.default(px, w, h, { inversionAttempts: 'dontInvert' })?.data ?? null;
 }
 
+const nic = (address: string, internal = false) => ({ address, internal, family: address.includes(':') ? 'IPv6' : 'IPv4', netmask: '', mac: '', cidr: null }) as never;
+const INTERFACES = { lo: [nic('127.0.0.1', true), nic('::1', true)], docker0: [nic('172.17.0.1')], eth0: [nic('fe80::1'), nic('192.0.2.2')] };
+const INVITE = { code: 'ABCD-EFGH', gatewayId: 'd208acb504eae303' };
+
 test('qrText prints a QR a camera reads back, with its own colours on a terminal', () => {
-  const uri = pairUri('ws://192.0.2.7:18789/ws', 'ABCD-EFGH', 'd208acb504eae303');
+  const uri = pairUri('ws://192.0.2.7:18789/ws', INVITE.code, INVITE.gatewayId);
   assert.equal(scan(qrText(uri, false)), uri);
   const tty = qrText(uri, true);
   assert.ok(tty.split('\n').every((l) => l.startsWith('\x1b[97;40m') && l.endsWith('\x1b[0m')), 'each line sets its colours: a light theme does not turn it into its negative');
   assert.equal(scan(tty), uri);
-  assert.deepEqual(Object.fromEntries(new URL(uri).searchParams), { url: 'ws://192.0.2.7:18789/ws', code: 'ABCD-EFGH', gateway: 'd208acb504eae303' });
+  assert.deepEqual(Object.fromEntries(new URL(uri).searchParams), { url: 'ws://192.0.2.7:18789/ws', code: INVITE.code, gateway: INVITE.gatewayId });
 });
 
 test('the QR names the gateway by an address another machine can reach', () => {
-  const nic = (address: string, internal: boolean) => ({ address, internal, family: address.includes(':') ? 'IPv6' : 'IPv4', netmask: '', mac: '', cidr: null }) as never;
-  const interfaces = { lo: [nic('127.0.0.1', true), nic('::1', true)], eth0: [nic('fe80::1', false), nic('192.0.2.2', false)] };
-  assert.equal(networkHost('0.0.0.0', interfaces), '192.0.2.2', 'a wildcard bind: the LAN address');
-  assert.equal(networkHost('::', interfaces), '192.0.2.2');
-  assert.equal(networkHost('0.0.0.0', { lo: interfaces.lo }), null, 'no LAN address, no QR');
-  assert.equal(networkHost('127.0.0.1', interfaces), null, 'loopback: nothing else reaches it');
-  assert.equal(networkHost('::1', interfaces), null);
-  assert.equal(networkHost('10.1.2.3', interfaces), '10.1.2.3', 'a bind to one address: that address');
+  assert.equal(networkHost('0.0.0.0', INTERFACES), '192.0.2.2', 'a wildcard bind: the LAN address, not a container bridge');
+  assert.equal(networkHost('::', INTERFACES), '192.0.2.2');
+  assert.equal(networkHost('0.0.0.0', { lo: INTERFACES.lo, docker0: INTERFACES.docker0 }), null, 'no LAN address, no QR');
+  assert.equal(networkHost('127.0.0.1', INTERFACES), null, 'loopback: nothing else reaches it');
+  assert.equal(networkHost('::1', INTERFACES), null);
+  assert.equal(networkHost('10.1.2.3', INTERFACES), '10.1.2.3', 'a bind to one address: that address');
+});
+
+test("a device gets a pair URI by https publicUrl or LAN address; a phone's browser gets the link over https only", () => {
+  const lan = { host: '0.0.0.0', port: 18789 };
+  const proxied = { ...lan, publicUrl: 'https://carapace.example.net/' };
+  assert.deepEqual(inviteQr('device', INVITE, lan, INTERFACES), { payload: pairUri('ws://192.0.2.2:18789/ws', INVITE.code, INVITE.gatewayId) });
+  assert.deepEqual(inviteQr('device', INVITE, proxied, INTERFACES), { payload: pairUri('wss://carapace.example.net/ws', INVITE.code, INVITE.gatewayId) });
+  assert.deepEqual(inviteQr('browser', INVITE, proxied, INTERFACES), { payload: 'https://carapace.example.net/#invite=ABCD-EFGH' });
+  assert.match((inviteQr('browser', INVITE, lan, INTERFACES) as { none: string }).none, /pairs only over https/);
+  assert.match((inviteQr('browser', INVITE, { ...lan, publicUrl: 'http://carapace.lan' }, INTERFACES) as { none: string }).none, /pairs only over https/);
+  assert.match((inviteQr('device', INVITE, { host: '127.0.0.1', port: 18789 }, INTERFACES) as { none: string }).none, /loopback only/);
 });
 
 test('on a loopback gateway, invite says why there is no QR instead of printing one nobody can use', async (t) => {
@@ -74,9 +85,12 @@ test('on a loopback gateway, invite says why there is no QR instead of printing 
   assert.equal(JSON.parse(json.stdout).qr, null);
 });
 
-const lan = Object.values(networkInterfaces()).flat().find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+const lan = Object.entries(networkInterfaces())
+  .filter(([name]) => !/^(docker|br-|veth|virbr|cni|flannel|podman)/.test(name))
+  .flatMap(([, list]) => list ?? [])
+  .find((a) => a.family === 'IPv4' && !a.internal)?.address;
 
-test('on a LAN gateway, the printed QR carries the pairing URI and the --link QR the Control UI link, both by LAN address', { skip: lan ? false : 'this machine has no LAN IPv4 address' }, async (t) => {
+test('on a LAN gateway the printed QR carries the pair URI by LAN address; the --link QR needs an https publicUrl', { skip: lan ? false : 'this machine has no LAN IPv4 address' }, async (t) => {
   const home = tempHome('invite');
   t.after(home.cleanup);
   const gw = await spawnGateway(home.dir, { args: ['--bind', 'lan'] });
@@ -87,9 +101,12 @@ test('on a LAN gateway, the printed QR carries the pairing URI and the --link QR
   const gatewayId = /gateway key id: (\S+)/.exec(plain.stdout)![1];
   assert.equal(scan(plain.stdout), pairUri(`ws://${lan}:${gw.port}/ws`, code, gatewayId));
 
-  const link = await runCli(['devices', 'invite', '--link'], { home: home.dir });
-  assert.equal(link.code, 0, link.stderr);
-  const scanned = scan(link.stdout);
-  assert.match(scanned ?? '', new RegExp(`^http://${lan!.replace(/\./g, '\\.')}:${gw.port}/#invite=[0-9A-Z]{4}-[0-9A-Z]{4}$`));
-  assert.match(link.stdout, new RegExp(`^http://127\\.0\\.0\\.1:${gw.port}/#invite=`, 'm'), 'the text link is for this machine');
+  const http = await runCli(['devices', 'invite', '--link'], { home: home.dir });
+  assert.equal(http.code, 0, http.stderr);
+  assert.match(http.stdout, new RegExp(`^http://127\\.0\\.0\\.1:${gw.port}/#invite=`, 'm'), 'the text link is for this machine');
+  assert.match(http.stdout, /no QR code: a phone's browser pairs only over https/);
+
+  assert.equal((await runCli(['config', 'set', 'gateway.publicUrl', 'https://carapace.example.net'], { home: home.dir })).code, 0);
+  const https = await runCli(['devices', 'invite', '--link'], { home: home.dir });
+  assert.match(scan(https.stdout) ?? '', /^https:\/\/carapace\.example\.net\/#invite=[0-9A-Z]{4}-[0-9A-Z]{4}$/);
 });

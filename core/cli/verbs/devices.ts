@@ -4,7 +4,8 @@ import type { Verb } from '../main.ts';
 import { OPERATOR_SCOPES } from '../../bus/devices.ts';
 import { readRunInfo } from '../../gateway/lock.ts';
 import { controlUiBase } from '../../ui/base-url.ts';
-import { hostPort, networkHost, pairUri, qrText } from '../invite-qr.ts';
+import { inviteQr, qrText } from '../invite-qr.ts';
+import { loadConfig } from '../../config/config.ts';
 
 const usage = `usage: carapace devices pending [--json]
        carapace devices approve CODE [--role operator|node] [--scopes a,b]
@@ -18,9 +19,10 @@ their key on every connection. A new device's first connect shows a code like
 ABCD-EFGH; approve it here. "invite --link" prints a one-time Control UI
 link (http://HOST:PORT/#invite=CODE) that pairs the browser opening it with
 every operator scope unless --scopes says otherwise. An invite is also printed as
-a QR code for a phone's camera: the link, or for a plain invite a
-carapace://pair?url=WS-URL&code=CODE&gateway=KEY-ID URI, naming the gateway by an
-address other devices reach (none when it listens on loopback only). Scopes: operator.read, operator.write,
+a QR code for a phone's camera: a carapace://pair?url=WS-URL&code=CODE&gateway=KEY-ID
+URI naming the gateway by an address other devices reach (gateway.publicUrl, else a
+LAN address; none on loopback), and with --link the Control UI link, which a phone's
+browser can use over https only (gateway.publicUrl). Scopes: operator.read, operator.write,
 operator.pairing, operator.admin; node.invoke. Talks to the running gateway.`;
 
 interface Device {
@@ -109,18 +111,17 @@ export const verb: Verb = {
           const info = readRunInfo(io.paths);
           const host = info?.host ?? '127.0.0.1';
           const port = info?.port ?? 18789;
-          // For another device: the gateway by an address it can reach (a phone's camera opens the link; a device app reads the pair URI).
-          const reachable = networkHost(host);
-          const qr = reachable === null ? null : link ? `http://${hostPort(reachable, port)}/#invite=${inv.code}` : pairUri(`ws://${hostPort(reachable, port)}/ws`, inv.code, inv.gatewayId);
-          const showQr = () =>
-            io.say(
-              qr === null
-                ? 'no QR code: the gateway listens on loopback only, which no other device can reach (gateway.bind in config.json; carapace doctor explains the risk)'
-                : `${qrText(qr, io.isTTY)}\n${qr}`,
-            );
+          let publicUrl: string | null | undefined = null;
+          try {
+            publicUrl = loadConfig(io.paths.config).config.gateway.publicUrl;
+          } catch {
+            // an invalid config.json (the gateway runs on its last valid one): the QR goes by the bind address
+          }
+          const qr = inviteQr(link ? 'browser' : 'device', inv, { host, port, publicUrl });
+          const showQr = () => io.say('payload' in qr ? `${qrText(qr.payload, io.isTTY)}\n${qr.payload}` : qr.none);
           if (link) {
             const url = `${controlUiBase(host, port)}/#invite=${inv.code}`;
-            if (io.json) io.emit({ ...inv, link: url, qr });
+            if (io.json) io.emit({ ...inv, link: url, qr: 'payload' in qr ? qr.payload : null });
             else {
               io.say(url);
               io.say(`one use, expires ${new Date(inv.expiresAt).toISOString()}; grants ${inv.role} [${inv.scopes.join(',')}]`);
@@ -128,7 +129,7 @@ export const verb: Verb = {
             }
             return 0;
           }
-          if (io.json) io.emit({ ...inv, qr });
+          if (io.json) io.emit({ ...inv, qr: 'payload' in qr ? qr.payload : null });
           else {
             io.say(`invite code: ${inv.code}`);
             io.say(`grants ${inv.role} [${inv.scopes.join(',')}], one use, expires ${new Date(inv.expiresAt).toISOString()}`);
