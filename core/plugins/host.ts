@@ -13,7 +13,7 @@
 // plugin's entry serves `providers.<plugin id>`, and `providers.<other>` gets a
 // derived entry `<plugin id>.<other>` (plugin ids hold no dot), made on first use.
 // An instance runs the plugin's verified code under its install grant, plus what
-// its own config implies; its state, restarts and circuit are its own.
+// its own config implies; its state, restarts, circuit and storage are its own.
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -355,8 +355,12 @@ export class PluginHost implements Service {
   async #launch(id: string, e: Entry): Promise<PluginInstance> {
     const v = e.verified!;
     const m = v.manifest;
-    // `plugins.<id>`, the data folder and the kv are the plugin's, shared by its instances.
+    // `plugins.<id>` is the plugin's, for all its instances. Storage (kv, data folder)
+    // is the instance's: what one endpoint's instance kept, a token it got with its
+    // key, is not another's to send to its own host.
     const pluginId = e.loc.id;
+    const home = pluginHome(this.#deps.paths.pluginsDir, pluginId);
+    const dataDir = id === pluginId ? join(home, 'data') : join(home, 'instances', e.configKey, 'data');
     const userCfg = this.#deps.pluginConfig()[pluginId] ?? {};
     const sections = this.#deps.userConfig?.() ?? {};
     const channel = sections.channels?.[e.configKey];
@@ -368,7 +372,7 @@ export class PluginHost implements Service {
       id,
       [...v.granted, ...derived.permissions],
       userCfg.grant?.deny ?? [],
-      { WORKSPACE: this.#deps.paths.workspace, PLUGIN_DATA: join(pluginHome(this.#deps.paths.pluginsDir, pluginId), 'data') },
+      { WORKSPACE: this.#deps.paths.workspace, PLUGIN_DATA: dataDir },
       derived.configured,
     );
     if (derived.permissions.length > 0) {
@@ -382,7 +386,7 @@ export class PluginHost implements Service {
     const hostFns = createHostFunctions({
       grant,
       secrets: this.#deps.secrets ?? envSecrets(),
-      kv: createPluginKv(this.#deps.db, pluginId),
+      kv: createPluginKv(this.#deps.db, id),
       bus,
       log,
       limits: { maxResponseBytes: limits.maxResponseBytes, callTimeoutMs: limits.callTimeoutMs },

@@ -86,14 +86,15 @@ test('each endpoint of a provider plugin is its own instance, made on first use,
   assert.deepEqual(fx.host.pluginsOf('provider').filter((id) => id.startsWith('probe')), ['probe'], 'pluginsOf names plugins, not instances');
 
   assert.equal(said(await fx.host.complete('probe', ask({ key: 'A_KEY' }), none)), 'null');
-  assert.equal(said(await fx.host.complete(second, ask({ key: 'B_KEY' }), none)), a.url, 'its own config; the plugin kv shared with the plugin');
-  assert.deepEqual([a.seen, b.seen], [[KEYS.A_KEY], [KEYS.B_KEY]], 'each endpoint got its own key');
+  assert.equal(said(await fx.host.complete(second, ask({ key: 'B_KEY' }), none)), 'null', 'its own kv: nothing of what the other instance kept');
+  assert.equal(said(await fx.host.complete(second, ask({ key: 'B_KEY' }), none)), b.url, 'its own config');
+  assert.deepEqual([a.seen, b.seen], [[KEYS.A_KEY], [KEYS.B_KEY, KEYS.B_KEY]], 'each endpoint got its own key');
 
   // The grant is the instance's: the other endpoint's key and host are not in it.
   await assert.rejects(fx.host.complete(second, ask({ key: 'A_KEY' }), none), /plugin probe\.second may not send secret A_KEY/);
   await assert.rejects(fx.host.complete(second, ask({ key: 'B_KEY', url: a.url }), none), new RegExp(`plugin probe\\.second may not connect to 127\\.0\\.0\\.1:${new URL(a.url).port}`));
   await assert.rejects(fx.host.complete('probe', ask({ key: 'B_KEY' }), none), /plugin probe may not send secret B_KEY/);
-  assert.deepEqual([a.seen, b.seen], [[KEYS.A_KEY], [KEYS.B_KEY]], 'nothing crossed over');
+  assert.deepEqual([a.seen, b.seen], [[KEYS.A_KEY], [KEYS.B_KEY, KEYS.B_KEY]], 'nothing crossed over');
   const derived = new Map(fx.audit.list({ action: 'plugin.grant.derived' }).map((r) => [r.target, (r.data.permissions as string[]).sort()]));
   assert.deepEqual(derived.get('probe.second'), [`net:127.0.0.1:${new URL(b.url).port}`, 'secret:B_KEY@127.0.0.1']);
   assert.deepEqual(derived.get('probe'), [`net:127.0.0.1:${new URL(a.url).port}`, 'secret:A_KEY@127.0.0.1']);
