@@ -22,7 +22,8 @@ try {
 } catch {
   // no cache: slower start, same behaviour
 }
-// Start-up without V8's optimizing compilers, for every verb (why: core/gateway/startup-jit.ts).
-(await import('../gateway/startup-jit.ts')).deferOptimizingJit();
+// Start-up without V8's optimizing compilers, for every verb, until it does sustained work (why: core/gateway/startup-jit.ts).
+const jit = await import('../gateway/startup-jit.ts');
+if (jit.deferOptimizingJit()) jit.whenBusy(jit.restoreOptimizingJit);
 const { main } = await import('./main.ts');
 process.exitCode = await main(process.argv.slice(2));

@@ -4,10 +4,10 @@
 // the compilers' own machine code paged in. A personal gateway then answers a few
 // messages an hour, for which the interpreter and the baseline compiler are plenty
 // (Chrome's battery-saver and efficiency modes make the same trade). So every
-// `carapace` process starts without the optimizing tiers (bin.js), and the gateway
-// turns them on once it does sustained work — CPU of the whole process, plugin
-// threads included, above a share of a core across a window: a burst of traffic or
-// a large re-index is optimized within seconds. V8 reads these flags when it decides
+// `carapace` process starts without the optimizing tiers (bin.js) and turns them on
+// once it does sustained work — CPU of the whole process, plugin threads included,
+// above a share of a core across a window: a burst of traffic to the gateway, a
+// large re-index or a busy registry server is optimized within seconds. V8 reads these flags when it decides
 // to tier up, so they can be flipped at runtime. Code it caches on disk (the compile
 // cache) is only taken back under the same flags, which is why the short-lived CLI
 // verbs run under them too: all of start-up then caches and finds code the same way.
@@ -28,8 +28,11 @@ export function deferOptimizingJit(execArgv: readonly string[] = process.execArg
   return true;
 }
 
-export function optimizingJitDeferred(): boolean {
-  return deferred;
+const onRestore: (() => void)[] = [];
+
+/** Call `listener` when the optimizing tiers come back (the gateway logs it). */
+export function whenOptimizingJitRestored(listener: () => void): void {
+  onRestore.push(listener);
 }
 
 export function restoreOptimizingJit(): void {
@@ -37,6 +40,7 @@ export function restoreOptimizingJit(): void {
   deferred = false;
   setFlagsFromString('--turbofan');
   setFlagsFromString('--maglev');
+  for (const listener of onRestore.splice(0)) listener();
 }
 
 export interface BusyOptions {

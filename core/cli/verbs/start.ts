@@ -5,7 +5,7 @@ import { StoreError } from '../../store/db.ts';
 import type { Verb } from '../main.ts';
 import { controlUiBase } from '../../ui/base-url.ts';
 import { startMemoryReducer } from '../../gateway/memory-reducer.ts';
-import { optimizingJitDeferred, restoreOptimizingJit, whenBusy } from '../../gateway/startup-jit.ts';
+import { whenOptimizingJitRestored } from '../../gateway/startup-jit.ts';
 import { flushCompileCache } from 'node:module';
 
 const SHUTDOWN_GRACE_MS = 15_000;
@@ -39,12 +39,7 @@ finishes in-flight work and stops cleanly.`,
     // Node writes the compile cache (bin.js) at exit; a gateway that is only ever
     // killed would never write it and start cold every time.
     flushCompileCache();
-    const busy = optimizingJitDeferred()
-      ? whenBusy(() => {
-          restoreOptimizingJit();
-          gateway.ctx.log.info('sustained work: the optimizing compilers are on');
-        })
-      : null;
+    whenOptimizingJitRestored(() => gateway.ctx.log.info('sustained work: the optimizing compilers are on'));
     // A one-time link for this machine's browser (fragment only: never sent to a server or logged).
     const ui = gateway.registry.find<import('../../ui/service.ts').UiService>('ui');
     const link = ui?.inviteLink(controlUiBase(gateway.host, gateway.port));
@@ -64,7 +59,6 @@ finishes in-flight work and stops cleanly.`,
         }, SHUTDOWN_GRACE_MS);
         force.unref();
         reducer.stop();
-        busy?.stop();
         gateway.stop(signal).then(resolve, (err: unknown) => {
           io.stderr.write(`carapace: shutdown failed: ${(err as Error).message}\n`);
           process.exitCode = 1;
