@@ -3,7 +3,8 @@
 //   - a device app pairs over the bus: a carapace://pair URI naming the gateway by an
 //     address other machines reach (its https publicUrl, else a LAN address);
 //   - a phone's browser (`--link`) keeps its device key in WebCrypto, which browsers
-//     offer only on a secure context: the Control UI link, over https (publicUrl) only.
+//     offer only on a secure context: the Control UI link, over https only (the
+//     gateway's own TLS, or a TLS proxy's publicUrl).
 // Where neither holds, a sentence says why instead.
 import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
 import { isIP } from 'node:net';
@@ -41,6 +42,8 @@ export interface InviteTarget {
   port: number;
   /** `gateway.publicUrl`: where a TLS proxy in front of the gateway is reached. */
   publicUrl?: string | null;
+  /** The gateway serves TLS itself (gateway.tls). */
+  tls?: boolean;
 }
 
 /** The QR payload for an invite, or why there is none. */
@@ -50,17 +53,18 @@ export function inviteQr(
   at: InviteTarget,
   interfaces?: NodeJS.Dict<NetworkInterfaceInfo[]>,
 ): { payload: string } | { none: string } {
-  const https = at.publicUrl && /^https:\/\//i.test(at.publicUrl) ? at.publicUrl.replace(/\/+$/, '') : null;
+  const reachable = networkHost(at.host, interfaces);
+  const own = reachable === null ? null : hostPort(reachable, at.port);
+  const https = at.publicUrl && /^https:\/\//i.test(at.publicUrl) ? at.publicUrl.replace(/\/+$/, '') : at.tls && own ? `https://${own}` : null;
   if (kind === 'browser') {
     return https
       ? { payload: `${https}/#invite=${invite.code}` }
-      : { none: "no QR code: a phone's browser pairs only over https (it keeps its device key in WebCrypto, which plain http does not offer); set gateway.publicUrl to the https address of a TLS proxy in front of the gateway" };
+      : { none: "no QR code: a phone's browser pairs only over https (it keeps its device key in WebCrypto, which plain http does not offer); set gateway.tls, or gateway.publicUrl to the https address of a TLS proxy in front of the gateway" };
   }
   if (https) return { payload: pairUri(`${https.replace(/^https/i, 'wss')}/ws`, invite.code, invite.gatewayId) };
-  const reachable = networkHost(at.host, interfaces);
-  return reachable === null
+  return own === null
     ? { none: 'no QR code: the gateway listens on loopback only, which no other device can reach (gateway.bind in config.json; carapace doctor explains the risk)' }
-    : { payload: pairUri(`ws://${hostPort(reachable, at.port)}/ws`, invite.code, invite.gatewayId) };
+    : { payload: pairUri(`ws://${own}/ws`, invite.code, invite.gatewayId) };
 }
 
 /**

@@ -7,6 +7,7 @@ import { openDb, type Db } from '../store/db.ts';
 import { openAuditLog } from '../audit.ts';
 import { loadOrCreateKey } from '../identity/keys.ts';
 import { acquireLock, writeRunInfo, removeRunInfo } from './lock.ts';
+import { loadTls } from './tls.ts';
 import { ServiceRegistry, type KernelContext, type ServiceFactory } from '../kernel.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import { VERSION } from '../version.ts';
@@ -32,6 +33,8 @@ export interface Gateway {
   url: string;
   port: number;
   host: string;
+  /** Served over TLS (gateway.tls). */
+  tls: boolean;
   stop(reason?: string): Promise<void>;
 }
 
@@ -61,6 +64,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   process.umask(0o077);
   ensureHome(paths);
   const loaded = loadConfig(paths.config); // throws ConfigError before anything else is taken
+  const tls = loadTls(loaded.config, paths.root); // so do unreadable TLS files
   const releaseLock = acquireLock(paths);
   const cleanups: (() => unknown)[] = [releaseLock];
   let logHub: LogHub | undefined;
@@ -98,7 +102,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       startedAt: clock.now(),
     };
 
-    const app = Fastify({ logger: false, ...HTTP_LIMITS, return503OnClosing: true, forceCloseConnections: 'idle' });
+    const app = Fastify({ logger: false, ...HTTP_LIMITS, return503OnClosing: true, forceCloseConnections: 'idle', ...(tls ? { https: tls } : {}) });
     app.get('/healthz', async () => ({ ok: true, version: VERSION, uptimeMs: clock.now() - ctx.startedAt }));
 
     const registry = new ServiceRegistry();
@@ -114,7 +118,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     await app.listen({ host, port });
     const address = app.server.address();
     const actualPort = typeof address === 'object' && address ? address.port : port;
-    const url = `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
+    const url = `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
     log.info('gateway listening', { url, home: paths.root, version: VERSION });
 
     for (const factory of opts.lateServices ?? (opts.services ? [] : lateServiceFactories)) {
@@ -124,8 +128,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     }
     for (const service of registry.all()) await service.start?.();
 
-    writeRunInfo(paths, { pid: process.pid, port: actualPort, bind, host, startedAt: ctx.startedAt, version: VERSION });
-    audit.append({ actor: 'gateway', action: 'gateway.start', data: { bind, port: actualPort, version: VERSION } });
+    writeRunInfo(paths, { pid: process.pid, port: actualPort, bind, host, startedAt: ctx.startedAt, version: VERSION, ...(tls ? { tls: true } : {}) });
+    audit.append({ actor: 'gateway', action: 'gateway.start', data: { bind, port: actualPort, version: VERSION, tls: tls !== null } });
     log.info('gateway ready', { url, services: registry.all().length, readyMs: clock.now() - ctx.startedAt });
 
     let stopping: Promise<void> | null = null;
@@ -148,7 +152,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       return stopping;
     };
 
-    return { ctx, app, registry, url, port: actualPort, host, stop };
+    return { ctx, app, registry, url, port: actualPort, host, tls: tls !== null, stop };
   } catch (err) {
     for (const cleanup of cleanups) {
       try {

@@ -9,6 +9,8 @@ export interface RunInfo {
   host: string;
   startedAt: number;
   version: string;
+  /** Served over TLS (gateway.tls): https and wss. */
+  tls?: boolean;
 }
 
 export class LockError extends Error {

@@ -1,4 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { get as httpGet } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import { existsSync, readFileSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
 import { BIN, exited } from './cli.ts';
@@ -16,11 +18,22 @@ export interface SpawnedGateway {
   stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+/** GET /healthz answers 200: over https, trusting only `ca` (the gateway's own certificate). */
+export function healthy(url: string, ca?: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = (url.startsWith('https:') ? httpsGet : httpGet)(url, { ca }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.once('error', () => resolve(false));
+  });
+}
+
 /**
  * Start the real gateway (`carapace start`) as a child process on an ephemeral
  * loopback port and wait until run/gateway.json names it and /healthz answers.
  */
-export async function spawnGateway(home: string, opts: { args?: string[]; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<SpawnedGateway> {
+export async function spawnGateway(home: string, opts: { args?: string[]; env?: NodeJS.ProcessEnv; timeoutMs?: number; ca?: string } = {}): Promise<SpawnedGateway> {
   const child = spawn(process.execPath, [BIN, 'start', '--home', home, '--port', '0', ...(opts.args ?? [])], {
     env: { ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -36,9 +49,8 @@ export async function spawnGateway(home: string, opts: { args?: string[]; env?: 
     if (existsSync(paths.runInfo)) {
       const info = JSON.parse(readFileSync(paths.runInfo, 'utf8')) as RunInfo;
       if (info.pid === child.pid) {
-        const url = `http://127.0.0.1:${info.port}`;
-        const res = await fetch(`${url}/healthz`).catch(() => null);
-        if (res?.ok) {
+        const url = `${info.tls ? 'https' : 'http'}://127.0.0.1:${info.port}`;
+        if (await healthy(`${url}/healthz`, opts.ca)) {
           return {
             child,
             url,

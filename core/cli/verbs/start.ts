@@ -42,7 +42,7 @@ finishes in-flight work and stops cleanly.`,
     whenOptimizingJitRestored(() => gateway.ctx.log.info('sustained work: the optimizing compilers are on'));
     // A one-time link for this machine's browser (fragment only: never sent to a server or logged).
     const ui = gateway.registry.find<import('../../ui/service.ts').UiService>('ui');
-    const link = ui?.inviteLink(controlUiBase(gateway.host, gateway.port));
+    const link = ui?.inviteLink(controlUiBase(gateway.host, gateway.port, gateway.tls));
     if (link) io.stderr.write(`carapace: open the Control UI (one use, expires in 10 min): ${link}\n`);
 
     await new Promise<void>((resolve) => {

@@ -1,3 +1,4 @@
+import { controlUiBase } from '../../ui/base-url.ts';
 import { readRunInfo } from '../../gateway/lock.ts';
 import type { Verb } from '../main.ts';
 import { connectOwner } from '../connect.ts';
@@ -23,7 +24,7 @@ Whether the gateway of this home is running, and what it is doing.`,
     const info = readRunInfo(io.paths);
     const gateway: GatewayStatus = { up: false };
     if (info) {
-      const url = `http://${info.host.includes(':') ? `[${info.host}]` : info.host === '0.0.0.0' ? '127.0.0.1' : info.host}:${info.port}`;
+      const url = controlUiBase(info.host, info.port, info.tls);
       Object.assign(gateway, { pid: info.pid, url, bind: info.bind, port: info.port, startedAt: info.startedAt, version: info.version });
       try {
         const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(3000) });
