@@ -18,13 +18,14 @@ const BOB_DM = '9002';
 const GUILD = '500';
 const GROUP = '777';
 
-async function discordGateway(t: import('node:test').TestContext, channel: Record<string, unknown> = {}) {
+async function discordGateway(t: import('node:test').TestContext, channel: Record<string, unknown> = {}, config?: Record<string, unknown>) {
   const fake = await startFakeDiscord({ token: TEST_SECRETS.discordToken });
   t.after(() => fake.close());
   const cg = await startChannelGateway(t, {
     name: 'discord',
     channels: { discord: { enabled: true, dmPolicy: 'pairing', apiBaseUrl: fake.api, retryBaseMs: 20, invalidSessionDelayMs: 20, ...channel } },
     secrets: { DISCORD_BOT_TOKEN: fake.token },
+    config,
   });
   await fake.waitReady(1, 20_000);
   return { fake, ...cg };
@@ -76,4 +77,23 @@ test('discord guild channel: an unmentioned message is ignored, a mention in an 
   assert.equal(fake.posted.length, 1, 'the unmentioned message and the unlisted channel got nothing');
   assert.deepEqual(agentSaw(), ['what is up?']);
   assert.equal((await gw.stop()).code, 0);
+});
+
+test('an approval asked of a Discord owner named by user id (approvals.chat without chatId) goes to the DM Discord opens for them; /approve there runs the tool', async (t) => {
+  const { fake, llm } = await discordGateway(t, { dmPolicy: 'allowlist', allowFrom: [alice.id] }, {
+    agents: { defaults: { model: 'anthropic/claude-sonnet-4-6', tools: { requireApproval: ['clock_now'] } } },
+    approvals: { chat: [{ channel: 'discord', peer: alice.id }] },
+  });
+  llm.setDefault((req) => {
+    const sent = JSON.stringify(req.body?.messages);
+    if (sent.includes('tool_result')) return { text: 'It is morning in Tokyo.' };
+    return { toolCalls: [{ id: 'toolu_1', name: 'clock_now', input: { timezone: 'Asia/Tokyo' } }], stopReason: 'tool_use' };
+  });
+  fake.message({ channel_id: ALICE_DM, author: alice, content: 'What time is it in Tokyo?' });
+  const ask = await until('the approval request in the owner\'s DM', () => postsTo(fake, ALICE_DM).find((m) => /Reply \/approve apr_/.test(m)));
+  assert.equal(fake.posted.some((p) => p.channelId === alice.id), false, 'nothing was left addressed to the user id');
+  const id = /\/approve (apr_[0-9a-f]{12})/.exec(ask)![1];
+  fake.message({ channel_id: ALICE_DM, author: alice, content: `/approve ${id}` });
+  await until('the confirmation', () => postsTo(fake, ALICE_DM).includes(`Approved: clock_now (${id}).`));
+  await until('the answer after the tool ran', () => postsTo(fake, ALICE_DM).find((m) => /morning in Tokyo/.test(m)));
 });

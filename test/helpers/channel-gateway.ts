@@ -31,7 +31,7 @@ function lastUserText(req: RecordedRequest): string {
   return content.trim();
 }
 
-export async function startChannelGateway(t: TestContext, opts: { name: string; channels: Record<string, unknown>; plugins?: Record<string, unknown>; secrets: Record<string, string>; env?: NodeJS.ProcessEnv }): Promise<ChannelGateway> {
+export async function startChannelGateway(t: TestContext, opts: { name: string; channels: Record<string, unknown>; plugins?: Record<string, unknown>; secrets: Record<string, string>; env?: NodeJS.ProcessEnv; config?: Record<string, unknown> }): Promise<ChannelGateway> {
   const home = tempHome(opts.name);
   t.after(home.cleanup);
   const llm = await startFakeAnthropic();
@@ -45,6 +45,7 @@ export async function startChannelGateway(t: TestContext, opts: { name: string; 
       agents: { defaults: { model: 'anthropic/claude-sonnet-4-6' } },
       channels: opts.channels,
       ...(opts.plugins ? { plugins: opts.plugins } : {}),
+      ...opts.config,
     }),
   );
   for (const [name, value] of Object.entries({ ANTHROPIC_API_KEY: TEST_SECRETS.channelsAnthropicKey, ...opts.secrets })) {

@@ -1,7 +1,9 @@
 // A loopback fake of Discord: a Gateway (v10 JSON over `ws`) with sessions that
 // survive a dropped socket and replay missed dispatches on RESUME, and the REST
 // routes a channel plugin uses (`GET /gateway/bot`, `POST /channels/{id}/messages`
-// with nonce enforcement and 429 `retry_after`, `POST /channels/{id}/typing`).
+// with nonce enforcement and 429 `retry_after`, `POST /channels/{id}/typing`,
+// `POST /users/@me/channels` opening a DM). A message posted to a user's id, not a
+// channel's, gets Discord's 404 Unknown Channel (code 10003).
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { signal } from './wait.ts';
@@ -53,6 +55,8 @@ export async function startFakeDiscord(opts: { heartbeatMs?: number; token?: str
   const ready = signal();
   const failures: { status: number; retryAfter?: number }[] = [];
   const nonces = new Map<string, any>();
+  const users = new Set<string>();
+  const dms = new Map<string, string>();
   const sockets = new Set<WebSocket>();
 
   const snowflake = () => String(nextId++);
@@ -81,7 +85,12 @@ export async function startFakeDiscord(opts: { heartbeatMs?: number; token?: str
     typing: [],
     message(d) {
       if (!live) throw new Error('no session');
-      const full = { id: snowflake(), timestamp: new Date().toISOString(), attachments: [], mentions: [], content: '', ...d };
+      const full: Record<string, any> = { id: snowflake(), timestamp: new Date().toISOString(), attachments: [], mentions: [], content: '', ...d };
+      if (full.author?.id) {
+        users.add(String(full.author.id));
+        // A message outside a guild is in the author's DM channel: the one Discord opens for them.
+        if (!full.guild_id && !dms.has(String(full.author.id))) dms.set(String(full.author.id), String(full.channel_id));
+      }
       dispatch(live, 'MESSAGE_CREATE', full);
       return full;
     },
@@ -130,8 +139,15 @@ export async function startFakeDiscord(opts: { heartbeatMs?: number; token?: str
       fake.typing.push(m[1]);
       return void res.writeHead(204).end();
     }
+    if (req.method === 'POST' && url === '/api/v10/users/@me/channels') {
+      const recipient = String(JSON.parse(raw || '{}').recipient_id ?? '');
+      if (!users.has(recipient)) return json(res, 400, { message: 'Invalid Recipient(s)', code: 50033 });
+      if (!dms.has(recipient)) dms.set(recipient, snowflake());
+      return json(res, 200, { id: dms.get(recipient), type: 1, recipients: [{ id: recipient }] });
+    }
     m = /^\/api\/v10\/channels\/(\d+)\/messages$/.exec(url);
     if (req.method === 'POST' && m) {
+      if (users.has(m[1])) return json(res, 404, { message: 'Unknown Channel', code: 10003 });
       const f = failures.shift();
       if (f?.status === 429) {
         const ra = f.retryAfter ?? 1;

@@ -300,11 +300,28 @@ async function send(out) {
   if (!content) throw channelError('discord: nothing to send (empty text and no media)', false);
   const body = { content, nonce: nonceOf(out.idempotencyKey), enforce_nonce: true, allowed_mentions: { parse: ['users'] } };
   if (out.replyTo) body.message_reference = { message_id: String(out.replyTo), fail_if_not_exists: false };
-  const target = out.threadId || out.chatId;
-  const msg = await rest('POST', `/channels/${encodeURIComponent(target)}/messages`, body);
+  let msg;
+  try {
+    msg = await rest('POST', `/channels/${encodeURIComponent(out.threadId || out.chatId)}/messages`, body);
+  } catch (e) {
+    // A direct message addressed to a user (an approval ask: approvals.chat names the
+    // owner, not a channel) goes to the DM channel Discord opens for that user.
+    if (e.status !== 404 || out.threadId) throw e;
+    msg = await rest('POST', `/channels/${encodeURIComponent(await dmChannelOf(out.chatId))}/messages`, body);
+  }
   const id = String(msg && msg.id);
   await cap().kv.set(key, { id, at: Date.now() });
   return { platformMessageId: id };
+}
+
+async function dmChannelOf(userId) {
+  const key = 'dm:' + userId;
+  const known = await cap().kv.get(key);
+  if (known) return known;
+  const channel = await rest('POST', '/users/@me/channels', { recipient_id: String(userId) });
+  if (!channel || !channel.id) throw channelError(`discord: no DM channel for user ${userId}`, false);
+  await cap().kv.set(key, String(channel.id));
+  return String(channel.id);
 }
 
 async function typing(t) {
