@@ -40,7 +40,7 @@ VOLUME ["/data"]
 EXPOSE 18789
 
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:18789/healthz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+  CMD ["node", "-e", "const i = JSON.parse(require('fs').readFileSync(process.env.CARAPACE_HOME + '/run/gateway.json', 'utf8')); const s = i.tls ? 'https' : 'http'; require(s).get(s + '://127.0.0.1:' + i.port + '/healthz', { rejectUnauthorized: false, timeout: 4000 }, (r) => process.exit(r.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(1))"]
 
 # tini forwards SIGTERM so the gateway stops cleanly (finishes in-flight work).
 # The gateway's node flags and environment: core/gateway/node-flags.ts.

@@ -2,9 +2,7 @@
 // connect over the bus as the owner device (identity/owner.json), pinning the
 // gateway key from identity/gateway.json — the CLI never trusts what the socket says.
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { loadConfig } from '../config/config.ts';
-import { localTlsTrust } from '../gateway/tls.ts';
+import { pinnedTls } from '../gateway/tls.ts';
 import { CliError } from '../errors.ts';
 import { CarapaceError } from '../errors.ts';
 import { readRunInfo, type RunInfo } from '../gateway/lock.ts';
@@ -20,12 +18,9 @@ export function gatewayWsUrl(info: RunInfo): string {
   return `${info.tls ? 'wss' : 'ws'}://${host.includes(':') ? `[${host}]` : host}:${info.port}/ws`;
 }
 
-/** The TLS trust for a gateway served over TLS: its configured certificate (gateway/tls.ts). */
-function tlsOptions(paths: HomePaths, info: RunInfo): object | undefined {
-  if (!info.tls) return undefined;
-  const tls = loadConfig(paths.config).config.gateway.tls;
-  if (!tls) throw new CliError('the gateway serves TLS but config.json names no gateway.tls certificate any more; restart it');
-  return localTlsTrust(readFileSync(resolve(paths.root, tls.cert), 'utf8'));
+/** What a client on this machine needs to reach the gateway: its TLS pin, when it serves TLS. */
+export function gatewayTlsOptions(info: RunInfo): ReturnType<typeof pinnedTls> | undefined {
+  return info.tls ? pinnedTls(info.tls.cert, info.tls.sha256) : undefined;
 }
 
 /** Connect as the owner, or null when no gateway runs on this home. */
@@ -36,7 +31,7 @@ export async function connectOwner(paths: HomePaths): Promise<BusClient | null> 
   const gw = JSON.parse(readFileSync(paths.gatewayKey, 'utf8')) as { id: string; publicKey: string };
   const client = nodeClient({
     url: gatewayWsUrl(info),
-    wsOptions: tlsOptions(paths, info),
+    wsOptions: gatewayTlsOptions(info),
     key: owner,
     pin: { id: gw.id, publicKey: gw.publicKey },
     role: 'operator',

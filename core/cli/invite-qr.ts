@@ -31,9 +31,14 @@ export function hostPort(host: string, port: number): string {
   return `${isIP(host) === 6 ? `[${host}]` : host}:${port}`;
 }
 
-/** What a device pairs with: the gateway's bus URL, the one-time code and the gateway key id to check. */
-export function pairUri(wsUrl: string, code: string, gatewayId: string): string {
-  return `carapace://pair?${new URLSearchParams({ url: wsUrl, code, gateway: gatewayId })}`;
+/**
+ * What a device pairs with: the gateway's bus URL, the one-time code, the gateway key
+ * id to check, and for the gateway's own TLS the certificate's SHA-256 (hex) to pin.
+ */
+export function pairUri(wsUrl: string, code: string, gatewayId: string, certSha256?: string): string {
+  const params = new URLSearchParams({ url: wsUrl, code, gateway: gatewayId });
+  if (certSha256) params.set('cert', certSha256.replace(/:/g, '').toLowerCase());
+  return `carapace://pair?${params}`;
 }
 
 export interface InviteTarget {
@@ -42,8 +47,8 @@ export interface InviteTarget {
   port: number;
   /** `gateway.publicUrl`: where a TLS proxy in front of the gateway is reached. */
   publicUrl?: string | null;
-  /** The gateway serves TLS itself (gateway.tls). */
-  tls?: boolean;
+  /** The gateway serves TLS itself (gateway.tls), with this certificate. */
+  tls?: { sha256: string };
 }
 
 /** The QR payload for an invite, or why there is none. */
@@ -55,13 +60,14 @@ export function inviteQr(
 ): { payload: string } | { none: string } {
   const reachable = networkHost(at.host, interfaces);
   const own = reachable === null ? null : hostPort(reachable, at.port);
-  const https = at.publicUrl && /^https:\/\//i.test(at.publicUrl) ? at.publicUrl.replace(/\/+$/, '') : at.tls && own ? `https://${own}` : null;
+  const proxy = at.publicUrl && /^https:\/\//i.test(at.publicUrl) ? at.publicUrl.replace(/\/+$/, '') : null;
+  const https = proxy ?? (at.tls && own ? `https://${own}` : null);
   if (kind === 'browser') {
     return https
       ? { payload: `${https}/#invite=${invite.code}` }
       : { none: "no QR code: a phone's browser pairs only over https (it keeps its device key in WebCrypto, which plain http does not offer); set gateway.tls, or gateway.publicUrl to the https address of a TLS proxy in front of the gateway" };
   }
-  if (https) return { payload: pairUri(`${https.replace(/^https/i, 'wss')}/ws`, invite.code, invite.gatewayId) };
+  if (https) return { payload: pairUri(`${https.replace(/^https/i, 'wss')}/ws`, invite.code, invite.gatewayId, proxy ? undefined : at.tls?.sha256) };
   return own === null
     ? { none: 'no QR code: the gateway listens on loopback only, which no other device can reach (gateway.bind in config.json; carapace doctor explains the risk)' }
     : { payload: pairUri(`ws://${own}/ws`, invite.code, invite.gatewayId) };

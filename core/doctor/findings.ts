@@ -1,6 +1,6 @@
 import { existsSync, statSync, readdirSync, chmodSync, readFileSync, statfsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { delimiter, join } from 'node:path';
+import { delimiter, join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Config } from '../config/config.ts';
 import type { HomePaths } from '../home.ts';
@@ -33,9 +33,11 @@ export type Check = (ctx: DoctorContext) => Finding[];
 
 const bindExposure: Check = ({ config, paths }) => {
   // A running gateway may have been started with --bind (a container's CMD does): what it listens on is what counts.
-  const bind = readRunInfo(paths)?.bind ?? config.gateway.bind;
+  const running = readRunInfo(paths);
+  const bind = running?.bind ?? config.gateway.bind;
   if (bind === 'loopback' || bind === '127.0.0.1' || bind === '::1') return [];
-  if (config.gateway.tls) {
+  // Likewise TLS: config.json may name a certificate the running gateway has not loaded yet.
+  if (running ? running.tls : config.gateway.tls) {
     return [{ id: 'bind.lan', severity: 'info', what: `the gateway listens on ${bind} with TLS`, why: 'other machines on the network can reach it; every device still has to pair', fix: 'bind loopback unless you need remote devices' }];
   }
   return [{
@@ -352,9 +354,30 @@ const lowDisk: Check = ({ paths, minFreeBytes }) => {
   }];
 };
 
+const tlsKeyReadable: Check = ({ config, paths }) => {
+  const key = config.gateway.tls?.key;
+  if (!key) return [];
+  const path = resolve(paths.root, key);
+  let mode: number;
+  try {
+    mode = statSync(path).mode & 0o777;
+  } catch {
+    return []; // an unreadable key stops the gateway's start, with the reason
+  }
+  if ((mode & 0o077) === 0) return [];
+  return [{
+    id: 'tls.key.readable',
+    severity: 'warn',
+    what: `the TLS private key ${path} is readable by others (mode ${mode.toString(8)})`,
+    why: "anyone who can read it can impersonate the gateway to your devices",
+    fix: `chmod 600 ${path}`,
+  }];
+};
+
 /** Every check doctor runs, in report order. New checks are added here. */
 export const checks: Check[] = [
   bindExposure,
+  tlsKeyReadable,
   statePermissions,
   privateDirs,
   missingProvider,

@@ -1,4 +1,5 @@
 import Fastify, { type FastifyInstance } from 'fastify';
+import { isDeepStrictEqual } from 'node:util';
 import { homePaths, ensureHome, type HomePaths } from '../home.ts';
 import { loadConfig, type Config } from '../config/config.ts';
 import { createLiveConfig } from '../config/live.ts';
@@ -87,7 +88,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     const audit = openAuditLog(db, paths, { now: () => clock.now(), secretValues, key: identity.gateway });
     const liveConfig = createLiveConfig(paths.config, loaded, { audit, log });
     cleanups.unshift(() => liveConfig.close());
-    liveConfig.onChange((next) => logHub!.setLevel(next.logging.level));
+    liveConfig.onChange((next, prev) => {
+      logHub!.setLevel(next.logging.level);
+      if (!isDeepStrictEqual(next.gateway.tls, prev.gateway.tls)) log.warn('gateway.tls changed: it applies when the gateway restarts; until then it serves as it started', { tls: tls !== null });
+    });
 
     const ctx: KernelContext = {
       paths,
@@ -102,7 +106,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       startedAt: clock.now(),
     };
 
-    const app = Fastify({ logger: false, ...HTTP_LIMITS, return503OnClosing: true, forceCloseConnections: 'idle', ...(tls ? { https: tls } : {}) });
+    const app = Fastify({ logger: false, ...HTTP_LIMITS, return503OnClosing: true, forceCloseConnections: 'idle', ...(tls ? { https: { cert: tls.cert, key: tls.key } } : {}) });
     app.get('/healthz', async () => ({ ok: true, version: VERSION, uptimeMs: clock.now() - ctx.startedAt }));
 
     const registry = new ServiceRegistry();
@@ -128,7 +132,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     }
     for (const service of registry.all()) await service.start?.();
 
-    writeRunInfo(paths, { pid: process.pid, port: actualPort, bind, host, startedAt: ctx.startedAt, version: VERSION, ...(tls ? { tls: true } : {}) });
+    writeRunInfo(paths, { pid: process.pid, port: actualPort, bind, host, startedAt: ctx.startedAt, version: VERSION, ...(tls ? { tls: { cert: tls.certPath, sha256: tls.sha256 } } : {}) });
     audit.append({ actor: 'gateway', action: 'gateway.start', data: { bind, port: actualPort, version: VERSION, tls: tls !== null } });
     log.info('gateway ready', { url, services: registry.all().length, readyMs: clock.now() - ctx.startedAt });
 

@@ -9,8 +9,8 @@ export interface RunInfo {
   host: string;
   startedAt: number;
   version: string;
-  /** Served over TLS (gateway.tls): https and wss. */
-  tls?: boolean;
+  /** Served over TLS (gateway.tls): https and wss with this certificate (its path and SHA-256 fingerprint). */
+  tls?: { cert: string; sha256: string };
 }
 
 export class LockError extends Error {

@@ -12,6 +12,7 @@
 // cache) is only taken back under the same flags, which is why the short-lived CLI
 // verbs run under them too: all of start-up then caches and finds code the same way.
 import { setFlagsFromString } from 'node:v8';
+import { flushCompileCache } from 'node:module';
 
 const TIER_FLAG = /--(no-)?(turbofan|maglev|opt|max-opt|jitless|lite-mode)\b/;
 let deferred = false;
@@ -37,6 +38,9 @@ export function whenOptimizingJitRestored(listener: () => void): void {
 
 export function restoreOptimizingJit(): void {
   if (!deferred) return;
+  // Code compiled so far is cached under the flags it was compiled with; what loads
+  // from here on is cached under the others, and the next start compiles it afresh.
+  flushCompileCache();
   deferred = false;
   setFlagsFromString('--turbofan');
   setFlagsFromString('--maglev');

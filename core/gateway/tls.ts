@@ -1,42 +1,53 @@
 // `gateway.tls` (config.md): the gateway serves https and wss with this certificate
 // and key, PEM files named by path (relative to the state directory). Unreadable or
 // mismatched files stop the start with the reason: a gateway the user believes is
-// encrypted must never come up in plain text.
+// encrypted must never come up in plain text. What it loaded (the certificate's
+// path and SHA-256 fingerprint) goes into run/gateway.json, and clients on this
+// machine pin exactly that certificate.
 import { readFileSync } from 'node:fs';
-import { createSecureContext, rootCertificates } from 'node:tls';
+import { X509Certificate } from 'node:crypto';
+import { createSecureContext, rootCertificates, type PeerCertificate } from 'node:tls';
 import { resolve } from 'node:path';
 import { ConfigError, type Config } from '../config/config.ts';
 
-export interface TlsFiles {
+export interface LoadedTls {
   cert: string;
   key: string;
+  /** Where the certificate was read from, absolute. */
+  certPath: string;
+  /** Its leaf certificate's SHA-256 fingerprint (colon-separated hex, as Node prints it). */
+  sha256: string;
 }
 
-export function loadTls(config: Config, home: string): TlsFiles | null {
+export function loadTls(config: Config, home: string): LoadedTls | null {
   const tls = config.gateway.tls;
   if (!tls) return null;
-  const read = (what: 'cert' | 'key') => {
+  const certPath = resolve(home, tls.cert);
+  const read = (what: 'cert' | 'key', path: string) => {
     try {
-      return readFileSync(resolve(home, tls[what]), 'utf8');
+      return readFileSync(path, 'utf8');
     } catch (err) {
       throw new ConfigError(`/gateway/tls/${what}`, `cannot read ${tls[what]}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
   };
-  const files = { cert: read('cert'), key: read('key') };
+  const files = { cert: read('cert', certPath), key: read('key', resolve(home, tls.key)) };
   try {
     createSecureContext(files);
+    return { ...files, certPath, sha256: new X509Certificate(files.cert).fingerprint256 };
   } catch (err) {
     throw new ConfigError('/gateway/tls', `the certificate and key do not make a TLS context: ${(err as Error).message}`);
   }
-  return files;
 }
 
 /**
- * How a client on this machine trusts the gateway's certificate: the configured one
- * (self-signed is fine) or a public one. The host name is not checked: the CLI
- * reaches the gateway by the address it binds, not by the name in its certificate,
- * and it pins the gateway's ed25519 key on top (protocol.md).
+ * How a client on this machine trusts the gateway: the certificate it was started
+ * with and no other (self-signed is fine; a public one chains to the system roots).
+ * The host name is not what is checked: the CLI reaches the gateway by the address
+ * it binds, not by the name in its certificate.
  */
-export function localTlsTrust(cert: string): { ca: string[]; checkServerIdentity: () => undefined } {
-  return { ca: [...rootCertificates, cert], checkServerIdentity: () => undefined };
+export function pinnedTls(certPath: string, sha256: string): { ca: string[]; checkServerIdentity: (host: string, peer: PeerCertificate) => Error | undefined } {
+  return {
+    ca: [...rootCertificates, readFileSync(certPath, 'utf8')],
+    checkServerIdentity: (_host, peer) => (peer.fingerprint256 === sha256 ? undefined : new Error(`the gateway presented certificate ${peer.fingerprint256}, not the one it was started with (${sha256})`)),
+  };
 }

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
 import { tempHome } from '../helpers/home.ts';
 import { healthy, spawnGateway } from '../helpers/gateway.ts';
 import { spawnSync } from 'node:child_process';
@@ -32,10 +33,39 @@ test('with gateway.tls the gateway serves https and wss only, and the CLI works 
 
   const status = await runCli(['status', '--json'], { home: home.dir });
   assert.equal(status.code, 0, status.stderr + gw.output());
-  assert.match(JSON.parse(status.stdout).gateway.url, /^https:\/\//);
+  const seen = JSON.parse(status.stdout);
+  assert.equal(seen.gateway.up, true, JSON.stringify(seen.gateway));
+  assert.match(seen.gateway.url, /^https:\/\//);
+  assert.ok(seen.plugins, 'the live status came over wss');
   const invite = await runCli(['devices', 'invite', '--link', '--json'], { home: home.dir });
   assert.equal(invite.code, 0, invite.stderr);
   assert.match(JSON.parse(invite.stdout).link, /^https:\/\/127\.0\.0\.1:\d+\/#invite=/);
+
+  // The key file is world-readable here (the test's certificate): doctor says so.
+  const doctor = await runCli(['doctor', '--json'], { home: home.dir });
+  assert.ok((JSON.parse(doctor.stdout).findings as { id: string }[]).some((f) => f.id === 'tls.key.readable'), doctor.stdout);
+});
+
+test('the CLI pins the certificate the gateway started with: another one, valid or not, is refused', { skip }, async (t) => {
+  const [cert, other] = [selfSignedCert(), selfSignedCert()];
+  t.after(cert.cleanup);
+  t.after(other.cleanup);
+  const home = tempHome('tls');
+  t.after(home.cleanup);
+  mkdirSync(home.dir, { recursive: true, mode: 0o700 });
+  writeFileSync(home.paths.config, JSON.stringify({ gateway: { tls: { cert: cert.cert, key: cert.key } } }));
+  const gw = await spawnGateway(home.dir, { ca: readFileSync(cert.cert, 'utf8') });
+  t.after(() => gw.stop('SIGKILL'));
+  // As if someone answered on the gateway's port with a certificate of their own: the pin names another one.
+  const info = JSON.parse(readFileSync(home.paths.runInfo, 'utf8'));
+  writeFileSync(home.paths.runInfo, JSON.stringify({ ...info, tls: { cert: other.cert, sha256: new X509Certificate(readFileSync(other.cert)).fingerprint256 } }));
+  const status = await runCli(['status', '--json'], { home: home.dir });
+  const seen = JSON.parse(status.stdout);
+  assert.equal(seen.gateway.up, false);
+  assert.match(seen.gateway.error, /certificate/);
+  const list = await runCli(['devices', 'list'], { home: home.dir });
+  assert.notEqual(list.code, 0);
+  assert.match(list.stderr, /cannot connect to the gateway/);
 });
 
 test('a gateway.tls it cannot use stops the start with the reason, instead of serving plain text', { skip }, async (t) => {

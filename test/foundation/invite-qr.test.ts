@@ -69,9 +69,9 @@ test("a device gets a pair URI by https publicUrl or LAN address; a phone's brow
   assert.match((inviteQr('browser', INVITE, lan, INTERFACES) as { none: string }).none, /pairs only over https/);
   assert.match((inviteQr('browser', INVITE, { ...lan, publicUrl: 'http://carapace.lan' }, INTERFACES) as { none: string }).none, /pairs only over https/);
   assert.match((inviteQr('device', INVITE, { host: '127.0.0.1', port: 18789 }, INTERFACES) as { none: string }).none, /loopback only/);
-  const ownTls = { ...lan, tls: true };
+  const ownTls = { ...lan, tls: { sha256: 'AB:CD:EF' } };
   assert.deepEqual(inviteQr('browser', INVITE, ownTls, INTERFACES), { payload: 'https://192.0.2.2:18789/#invite=ABCD-EFGH' }, "the gateway's own TLS makes the LAN link usable");
-  assert.deepEqual(inviteQr('device', INVITE, ownTls, INTERFACES), { payload: pairUri('wss://192.0.2.2:18789/ws', INVITE.code, INVITE.gatewayId) });
+  assert.deepEqual(inviteQr('device', INVITE, ownTls, INTERFACES), { payload: `${pairUri('wss://192.0.2.2:18789/ws', INVITE.code, INVITE.gatewayId)}&cert=abcdef` }, 'with the certificate to pin');
 });
 
 test('on a loopback gateway, invite says why there is no QR instead of printing one nobody can use', async (t) => {

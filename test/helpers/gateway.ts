@@ -21,10 +21,11 @@ export interface SpawnedGateway {
 /** GET /healthz answers 200: over https, trusting only `ca` (the gateway's own certificate). */
 export function healthy(url: string, ca?: string): Promise<boolean> {
   return new Promise((resolve) => {
-    const req = (url.startsWith('https:') ? httpsGet : httpGet)(url, { ca }, (res) => {
+    const req = (url.startsWith('https:') ? httpsGet : httpGet)(url, { ca, timeout: 5000 }, (res) => {
       res.resume();
       resolve(res.statusCode === 200);
     });
+    req.once('timeout', () => req.destroy());
     req.once('error', () => resolve(false));
   });
 }

@@ -117,10 +117,10 @@ export const verb: Verb = {
           } catch {
             // an invalid config.json (the gateway runs on its last valid one): the QR goes by the bind address
           }
-          const qr = inviteQr(link ? 'browser' : 'device', inv, { host, port, publicUrl, tls: info?.tls === true });
+          const qr = inviteQr(link ? 'browser' : 'device', inv, { host, port, publicUrl, tls: info?.tls });
           const showQr = () => io.say('payload' in qr ? `${qrText(qr.payload, io.isTTY)}\n${qr.payload}` : qr.none);
           if (link) {
-            const url = `${controlUiBase(host, port, info?.tls)}/#invite=${inv.code}`;
+            const url = `${controlUiBase(host, port, info?.tls !== undefined)}/#invite=${inv.code}`;
             if (io.json) io.emit({ ...inv, link: url, qr: 'payload' in qr ? qr.payload : null });
             else {
               io.say(url);

@@ -1,7 +1,9 @@
 import { controlUiBase } from '../../ui/base-url.ts';
 import { readRunInfo } from '../../gateway/lock.ts';
 import type { Verb } from '../main.ts';
-import { connectOwner } from '../connect.ts';
+import { connectOwner, gatewayTlsOptions } from '../connect.ts';
+import { get as httpGet } from 'node:http';
+import { get as httpsGet } from 'node:https';
 
 export interface GatewayStatus {
   up: boolean;
@@ -16,6 +18,24 @@ export interface GatewayStatus {
   [more: string]: unknown;
 }
 
+/** GET /healthz (over https pinned to the gateway's certificate when it serves TLS). */
+function healthz(url: string, tls: object | undefined): Promise<{ ok?: boolean; uptimeMs?: number }> {
+  return new Promise((resolve, reject) => {
+    const req = (tls ? httpsGet : httpGet)(url, { ...tls, timeout: 3000 }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (d: string) => (text += d)).on('end', () => {
+        try {
+          resolve(res.statusCode === 200 ? JSON.parse(text) : { ok: false });
+        } catch (err) {
+          reject(err);
+        }
+      });
+    });
+    req.once('timeout', () => req.destroy(new Error('timed out')));
+    req.once('error', reject);
+  });
+}
+
 export const verb: Verb = {
   usage: `usage: carapace status [--json] [--home DIR]
 
@@ -24,12 +44,11 @@ Whether the gateway of this home is running, and what it is doing.`,
     const info = readRunInfo(io.paths);
     const gateway: GatewayStatus = { up: false };
     if (info) {
-      const url = controlUiBase(info.host, info.port, info.tls);
+      const url = controlUiBase(info.host, info.port, info.tls !== undefined);
       Object.assign(gateway, { pid: info.pid, url, bind: info.bind, port: info.port, startedAt: info.startedAt, version: info.version });
       try {
-        const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(3000) });
-        const body = (await res.json()) as { ok: boolean; uptimeMs: number };
-        gateway.up = res.ok && body.ok;
+        const body = await healthz(`${url}/healthz`, gatewayTlsOptions(info));
+        gateway.up = body.ok === true;
         gateway.uptimeMs = body.uptimeMs;
       } catch (err) {
         gateway.error = `process ${info.pid} is running but ${url}/healthz did not answer (${(err as Error).message})`;
