@@ -3,6 +3,7 @@
 // gateway key from identity/gateway.json — the CLI never trusts what the socket says.
 import { readFileSync } from 'node:fs';
 import { pinnedTls } from '../gateway/tls.ts';
+import { controlUiBase } from '../ui/base-url.ts';
 import { CliError } from '../errors.ts';
 import { CarapaceError } from '../errors.ts';
 import { readRunInfo, type RunInfo } from '../gateway/lock.ts';
@@ -14,8 +15,7 @@ import type { BusClient } from '../client/client.ts';
 import type { HomePaths } from '../home.ts';
 
 export function gatewayWsUrl(info: RunInfo): string {
-  const host = info.host === '0.0.0.0' ? '127.0.0.1' : info.host === '::' ? '::1' : info.host;
-  return `${info.tls ? 'wss' : 'ws'}://${host.includes(':') ? `[${host}]` : host}:${info.port}/ws`;
+  return `${controlUiBase(info.host, info.port, info.tls !== undefined).replace(/^http/, 'ws')}/ws`;
 }
 
 /** What a client on this machine needs to reach the gateway: its TLS pin, when it serves TLS. */

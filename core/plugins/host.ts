@@ -171,7 +171,7 @@ export class PluginHost implements Service {
       const e = this.#entries.get(id);
       if (e && e.loc.source === 'bundled') continue;
       if (e && JSON.stringify(e.loc.record) === JSON.stringify(loc.record)) continue;
-      if (e) await this.#halt(id, 'replaced');
+      if (e) await this.#halt(id);
       this.#entries.set(id, this.#verify(loc));
       await this.#dropInstancesOf(id);
       (e ? out.replaced : out.added).push(id);
@@ -206,7 +206,7 @@ export class PluginHost implements Service {
   async providersChanged(providerIds: readonly string[]): Promise<void> {
     for (const [id, e] of [...this.#entries]) {
       if (e.verified?.manifest.kind !== 'provider' || !providerIds.includes(e.configKey)) continue;
-      if (id === e.loc.id) await this.#halt(id, 'config changed');
+      if (id === e.loc.id) await this.#halt(id);
       else await this.#forget(id);
     }
   }
@@ -275,7 +275,7 @@ export class PluginHost implements Service {
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#unwatch?.();
-    await Promise.all([...this.#entries.keys()].map((id) => this.#halt(id, 'stopped')));
+    await Promise.all([...this.#entries.keys()].map((id) => this.#halt(id)));
     await this.#sandbox?.close();
     this.#sandbox = null;
   }
@@ -472,7 +472,7 @@ export class PluginHost implements Service {
     e.timer.unref?.();
   }
 
-  async #halt(id: string, _why: string): Promise<void> {
+  async #halt(id: string): Promise<void> {
     const e = this.#entries.get(id);
     if (e) await this.#haltEntry(e);
   }
@@ -494,7 +494,7 @@ export class PluginHost implements Service {
   /** Stop and start again, closing an open circuit (operator action). */
   async restart(id: string): Promise<void> {
     const e = this.#entry(id);
-    await this.#halt(id, 'restart');
+    await this.#halt(id);
     if (e.state === 'open' || e.state === 'backoff') e.state = 'stopped';
     e.failureTimes = [];
     e.restarts++;

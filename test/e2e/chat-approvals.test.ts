@@ -1,10 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { tempHome } from '../helpers/home.ts';
-import { spawnGateway } from '../helpers/gateway.ts';
 import { runCli } from '../helpers/cli.ts';
-import { startFakeAnthropic } from '../helpers/fake-anthropic.ts';
+import { startChannelGateway } from '../helpers/channel-gateway.ts';
+import { homePaths } from '../../core/home.ts';
 import { startFakeTelegram } from '../helpers/fake-telegram.ts';
 import { TEST_SECRETS } from '../helpers/test-secrets.ts';
 import { until } from '../helpers/wait.ts';
@@ -18,28 +16,17 @@ const friend = { id: 43, is_bot: false, first_name: 'Bob', username: 'bob' };
 const friendDm = { id: 43, type: 'private', first_name: 'Bob' };
 
 test('a tool call that needs approval is asked in the owner\'s Telegram chat; /approve there runs it, the same command from anyone else does not', async (t) => {
-  const home = tempHome('chat-approvals');
-  t.after(home.cleanup);
-  const llm = await startFakeAnthropic();
-  t.after(() => llm.close());
   const tg = await startFakeTelegram(TEST_SECRETS.telegramToken);
   t.after(() => tg.close());
-  mkdirSync(home.dir, { recursive: true, mode: 0o700 });
-  writeFileSync(
-    home.paths.config,
-    JSON.stringify({
-      providers: { anthropic: { apiKey: { secret: 'ANTHROPIC_API_KEY' }, baseUrl: llm.url } },
+  const { home, llm, gw } = await startChannelGateway(t, {
+    name: 'chat-approvals',
+    channels: { telegram: { enabled: true, dmPolicy: 'allowlist', allowFrom: ['42', '43'], apiBaseUrl: tg.url, pollTimeoutSec: 1 } },
+    secrets: { TELEGRAM_BOT_TOKEN: tg.token },
+    config: {
       agents: { defaults: { model: 'anthropic/claude-sonnet-4-6', tools: { requireApproval: ['clock_now'] } } },
-      channels: { telegram: { enabled: true, dmPolicy: 'allowlist', allowFrom: ['42', '43'], apiBaseUrl: tg.url, pollTimeoutSec: 1 } },
       approvals: { chat: [{ channel: 'telegram', peer: '42' }] },
-    }),
-  );
-  for (const [name, value] of [['ANTHROPIC_API_KEY', TEST_SECRETS.telegramAnthropicKey], ['TELEGRAM_BOT_TOKEN', tg.token]]) {
-    const r = await runCli(['secrets', 'set', name], { home: home.dir, input: value });
-    assert.equal(r.code, 0, r.stderr);
-  }
-  const gw = await spawnGateway(home.dir, { env: { ANTHROPIC_API_KEY: '', OPENAI_API_KEY: '' } });
-  t.after(() => gw.stop('SIGKILL'));
+    },
+  });
   const sentTo = (chat: number) => tg.sent().filter((c) => c.method === 'sendMessage' && String(c.params.chat_id) === String(chat)).map((c) => String(c.params.text));
 
   // Two sessions talk to the model at once: answer by what each request carries.
@@ -58,7 +45,7 @@ test('a tool call that needs approval is asked in the owner\'s Telegram chat; /a
   // Someone else the bot talks to cannot approve: their "/approve" is an ordinary message to the agent.
   tg.pushMessage({ from: friend, chat: friendDm, text: `/approve ${id}` });
   await until('the friend\'s message answered as a chat', () => sentTo(43).find((m) => /cannot do that/.test(m)));
-  const pending = await runCli(['approvals', 'list', '--json'], { home: home.dir });
+  const pending = await runCli(['approvals', 'list', '--json'], { home });
   assert.match(pending.stdout, new RegExp(`${id}[^]*pending`), pending.stdout);
 
   tg.pushMessage({ from: owner, chat: ownerDm, text: `/approve ${id}` });
@@ -68,7 +55,7 @@ test('a tool call that needs approval is asked in the owner\'s Telegram chat; /a
   assert.equal(llm.requests.length, 3, 'the owner\'s turn (two steps) and the friend\'s message; the owner\'s /approve never reached the model');
 
   const { default: Database } = await import('better-sqlite3');
-  const db = new Database(home.paths.db, { readonly: true });
+  const db = new Database(homePaths(home).db, { readonly: true });
   t.after(() => db.close());
   const row = db.prepare("SELECT actor FROM audit WHERE action = 'approval.approved' AND target = ?").get(id) as { actor: string };
   assert.equal(row.actor, 'channel:telegram:42');

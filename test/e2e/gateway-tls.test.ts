@@ -15,14 +15,19 @@ import { haveOpenssl, selfSignedCert } from '../helpers/mail-servers.ts';
 
 const skip = haveOpenssl ? false : 'openssl is not installed (listed in .ci/apt-packages)';
 
-test('with gateway.tls the gateway serves https and wss only, and the CLI works over it', { skip }, async (t) => {
+/** A home whose config.json names a fresh self-signed certificate (its key swapped by `key` when given). */
+function tlsHome(t: import('node:test').TestContext, key?: (k: string) => string) {
   const cert = selfSignedCert();
   t.after(cert.cleanup);
   const home = tempHome('tls');
   t.after(home.cleanup);
   mkdirSync(home.dir, { recursive: true, mode: 0o700 });
-  writeFileSync(home.paths.config, JSON.stringify({ gateway: { tls: { cert: cert.cert, key: cert.key } } }));
-  const ca = readFileSync(cert.cert, 'utf8');
+  writeFileSync(home.paths.config, JSON.stringify({ gateway: { tls: { cert: cert.cert, key: key ? key(cert.key) : cert.key } } }));
+  return { home, cert, ca: readFileSync(cert.cert, 'utf8') };
+}
+
+test('with gateway.tls the gateway serves https and wss only, and the CLI works over it', { skip }, async (t) => {
+  const { home, ca } = tlsHome(t);
   const gw = await spawnGateway(home.dir, { ca });
   t.after(() => gw.stop('SIGKILL'));
 
@@ -47,14 +52,10 @@ test('with gateway.tls the gateway serves https and wss only, and the CLI works 
 });
 
 test('the CLI pins the certificate the gateway started with: another one, valid or not, is refused', { skip }, async (t) => {
-  const [cert, other] = [selfSignedCert(), selfSignedCert()];
-  t.after(cert.cleanup);
+  const { home, ca } = tlsHome(t);
+  const other = selfSignedCert();
   t.after(other.cleanup);
-  const home = tempHome('tls');
-  t.after(home.cleanup);
-  mkdirSync(home.dir, { recursive: true, mode: 0o700 });
-  writeFileSync(home.paths.config, JSON.stringify({ gateway: { tls: { cert: cert.cert, key: cert.key } } }));
-  const gw = await spawnGateway(home.dir, { ca: readFileSync(cert.cert, 'utf8') });
+  const gw = await spawnGateway(home.dir, { ca });
   t.after(() => gw.stop('SIGKILL'));
   // As if someone answered on the gateway's port with a certificate of their own: the pin names another one.
   const info = JSON.parse(readFileSync(home.paths.runInfo, 'utf8'));
@@ -69,12 +70,7 @@ test('the CLI pins the certificate the gateway started with: another one, valid 
 });
 
 test('a gateway.tls it cannot use stops the start with the reason, instead of serving plain text', { skip }, async (t) => {
-  const cert = selfSignedCert();
-  t.after(cert.cleanup);
-  const home = tempHome('tls');
-  t.after(home.cleanup);
-  mkdirSync(home.dir, { recursive: true, mode: 0o700 });
-  writeFileSync(home.paths.config, JSON.stringify({ gateway: { tls: { cert: cert.cert, key: `${cert.key}.missing` } } }));
+  const { home, cert } = tlsHome(t, (key) => `${key}.missing`);
   // A start that wrongly succeeded would run on: it gets 30 s, then counts as a failure.
   const start = () => spawnSync(process.execPath, [BIN, 'start', '--home', home.dir, '--port', '0'], { encoding: 'utf8', timeout: 30_000 });
   const missing = start();

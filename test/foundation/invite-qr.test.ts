@@ -1,6 +1,5 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { networkInterfaces } from 'node:os';
 import jsqr from 'jsqr';
 import { tempHome } from '../helpers/home.ts';
 import { spawnGateway } from '../helpers/gateway.ts';
@@ -88,10 +87,7 @@ test('on a loopback gateway, invite says why there is no QR instead of printing 
   assert.equal(JSON.parse(json.stdout).qr, null);
 });
 
-const lan = Object.entries(networkInterfaces())
-  .filter(([name]) => !/^(docker|br-|veth|virbr|cni|flannel|podman)/.test(name))
-  .flatMap(([, list]) => list ?? [])
-  .find((a) => a.family === 'IPv4' && !a.internal)?.address;
+const lan = networkHost('0.0.0.0');
 
 test('on a LAN gateway the printed QR carries the pair URI by LAN address; the --link QR needs an https publicUrl', { skip: lan ? false : 'this machine has no LAN IPv4 address' }, async (t) => {
   const home = tempHome('invite');
