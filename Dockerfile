@@ -44,5 +44,5 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s \
 
 # tini forwards SIGTERM so the gateway stops cleanly (finishes in-flight work).
 # The gateway's node flags and environment: core/gateway/node-flags.ts.
-ENTRYPOINT ["tini", "--", "node", "--max-semi-space-size=1", "--expose-gc", "/opt/carapace/core/cli/bin.js"]
+ENTRYPOINT ["tini", "--", "node", "--max-semi-space-size=1", "--expose-gc", "--no-node-snapshot", "/opt/carapace/core/cli/bin.js"]
 CMD ["start", "--bind", "lan", "--port", "18789"]
