@@ -1,8 +1,9 @@
 // bench/startup: spawn `carapace start` on a fresh home → first /healthz 200, and
 // the RSS of the whole process tree 10 s after ready — idle, with the bundled
-// plugins loaded, and in use (an agent turn through the bundled Anthropic provider,
-// against a loopback fake, that used every bundled tool); baseline: a bare Node http
-// server measured the same way in the same run. `--peer openclaw` also installs
+// plugins loaded, in use (an agent turn through the bundled Anthropic provider,
+// against a loopback fake, that used every bundled tool), and once its idle
+// plugins are parked; baseline: a bare Node http server measured the same way in
+// the same run. `--peer openclaw` also installs
 // the public openclaw package into a scratch directory and measures its gateway
 // the same way (spawn → /health 200, tree RSS 10 s after ready), against ours.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -160,6 +161,12 @@ report({ bench: 'startup', metric: 'rss_tree_in_use', value: treeRss(gw.child.pi
 const [usePss, useUnique] = [treePss(gw.child.pid!), treeResidentUnique(gw.child.pid!)];
 if (usePss !== null) report({ bench: 'startup', metric: 'pss_tree_in_use', value: usePss / MB, unit: 'MB', baseline: treePss(bare.child.pid!)! / MB });
 if (useUnique !== null) report({ bench: 'startup', metric: 'resident_unique_tree_in_use', value: useUnique / MB, unit: 'MB', baseline: treeResidentUnique(bare.child.pid!)! / MB });
+// Between conversations: plugins without calls are parked after gateway.pluginIdleSeconds
+// (ten minutes by default; one second here), so one more turn arms the short timers.
+await withOwner(gw.home, (client) => client.request('config.set', { path: 'gateway.pluginIdleSeconds', value: 1 }).then(() => {}));
+await useAgent(gw.home);
+await delay(SETTLE_MS);
+report({ bench: 'startup', metric: 'rss_tree_parked', value: treeRss(gw.child.pid!) / MB, unit: 'MB', baseline: treeRss(bare.child.pid!) / MB });
 gw.cleanup();
 bare.cleanup();
 await fakeProvider.close();

@@ -78,7 +78,8 @@ export interface CapabilityApi {
   };
   bus: {
     publish(topic: string, msg: unknown): Promise<void>;
-    subscribe(pattern: string, handler: (msg: { topic: string; payload: unknown; sessionKey?: string }) => void | Promise<void>): Promise<void>;
+    /** Ends with `unsubscribe()`; a subscription made for one call (a reply topic) must, or it stays until the plugin stops. */
+    subscribe(pattern: string, handler: (msg: { topic: string; payload: unknown; sessionKey?: string }) => void | Promise<void>): Promise<{ unsubscribe(): Promise<void> }>;
   };
   timers: {
     sleep(ms: number): Promise<void>;

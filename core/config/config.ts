@@ -52,6 +52,8 @@ export interface Config {
     maxPayload: number;
     allowedOrigins: string[];
     publicUrl?: string | null;
+    /** Seconds without a call after which a plugin is parked (host.ts); 0: never. Ten minutes: a conversation's pauses keep plugins warm, an evening without one gives their memory back. */
+    pluginIdleSeconds: number;
   };
   providers: Record<string, ProviderConfig>;
   agents: { defaults: AgentSettings; list: (AgentSettings & { id: string; name?: string })[] };
@@ -69,7 +71,7 @@ export interface Config {
 /** The embedded defaults: what `npm start` runs with when there is no config.json at all. */
 export function defaultConfig(): Config {
   return {
-    gateway: { bind: 'loopback', port: 18789, tls: null, maxPayload: 1024 * 1024, allowedOrigins: [] },
+    gateway: { bind: 'loopback', port: 18789, tls: null, maxPayload: 1024 * 1024, allowedOrigins: [], pluginIdleSeconds: 600 },
     providers: {},
     agents: {
       defaults: {

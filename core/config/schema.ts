@@ -105,6 +105,7 @@ export const configSchema = {
         maxPayload: { type: 'integer', minimum: 1024, maximum: 64 * 1024 * 1024 },
         allowedOrigins: stringList,
         publicUrl: { type: ['string', 'null'] },
+        pluginIdleSeconds: { type: 'integer', minimum: 0, maximum: 7 * 24 * 3600 },
       },
       additionalProperties: false,
     },

@@ -41,6 +41,8 @@ export interface HostFunctions {
   call(method: string, args: unknown[]): Promise<unknown>;
   /** Worker runtime's `webFetch`: same checks, the body as a stream. */
   fetchStream(url: string, init: KernelFetchInit): Promise<StreamedResponse>;
+  /** Whether the plugin keeps something open between calls (a subscription, an interval, a socket): it then has work of its own. */
+  holdsOpen(): boolean;
   close(): void;
 }
 
@@ -189,6 +191,11 @@ export function createHostFunctions(o: HostFunctionOptions): HostFunctions {
       subscriptions.set(id, off);
       return id;
     },
+    'bus.unsubscribe': (id) => {
+      subscriptions.get(Number(id))?.();
+      subscriptions.delete(Number(id));
+      return null;
+    },
     'timers.sleep': (ms) =>
       new Promise((res) => {
         const t = setTimeout(() => (sleeps.delete(t), res(null)), Math.min(Math.max(0, Number(ms) || 0), MAX_SLEEP_MS));
@@ -222,6 +229,7 @@ export function createHostFunctions(o: HostFunctionOptions): HostFunctions {
       if (closed) return Promise.reject(new Error('plugin is stopped'));
       return kernelFetchStream(url, { ...init, bodySecrets: false }, netOpts); // webFetch: headers only, always
     },
+    holdsOpen: () => subscriptions.size > 0 || intervals.size > 0 || sockets.size > 0,
     close() {
       closed = true;
       sockets.closeAll();

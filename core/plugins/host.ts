@@ -90,6 +90,8 @@ export interface PluginHostDeps {
   loadWorker?: (spec: LoadSpec, host: HostFunctions) => Promise<PluginInstance>;
   /** Tells which `providers.<id>` entries a config change touched (providersChanged); returns its removal. */
   watchProviders?: (changed: (providerIds: string[]) => void) => () => void;
+  /** How long a plugin may sit without calls before it is parked (0: never); read at each call. */
+  idleParkMs?: () => number;
 }
 
 interface Entry {
@@ -109,6 +111,9 @@ interface Entry {
   failureTimes: number[];
   lastError?: string;
   timer: NodeJS.Timeout | null;
+  /** Calls in flight, and the timer that parks the plugin once there have been none for a while. */
+  calls: number;
+  parkTimer: NodeJS.Timeout | null;
   /** Sessions the plugin is serving a tool call in right now (with how many calls): the only ones it may stamp on a bus message. */
   serving: Map<string, number>;
 }
@@ -212,7 +217,7 @@ export class PluginHost implements Service {
   }
 
   #newEntry(id: string, loc: PluginLocation, verified: VerifiedPlugin | null): Entry {
-    return { id, configKey: id, loc, verified, refusal: null, state: 'stopped', instance: null, hostFns: null, starting: null, restarts: 0, failureTimes: [], timer: null, serving: new Map() };
+    return { id, configKey: id, loc, verified, refusal: null, state: 'stopped', instance: null, hostFns: null, starting: null, restarts: 0, failureTimes: [], timer: null, calls: 0, parkTimer: null, serving: new Map() };
   }
 
   #verify(loc: PluginLocation): Entry {
@@ -479,16 +484,20 @@ export class PluginHost implements Service {
 
   async #haltEntry(e: Entry): Promise<void> {
     if (e.timer) clearTimeout(e.timer);
-    e.timer = null;
+    if (e.parkTimer) clearTimeout(e.parkTimer);
+    e.timer = e.parkTimer = null;
     const inst = e.instance ?? (await e.starting?.catch(() => null)) ?? null;
+    // What this halt stops is taken off the entry now: a call meanwhile starts a new
+    // instance, whose capabilities and state the rest of this halt must leave alone.
+    const hostFns = e.hostFns;
     e.instance = null;
+    e.hostFns = null;
+    if (e.state === 'running' || e.state === 'starting' || e.state === 'backoff') e.state = 'stopped';
     if (inst) {
       if (e.verified?.manifest.kind === 'channel') await Promise.race([inst.call('stop', []).catch(() => {}), new Promise((r) => setTimeout(r, 2000).unref())]);
       await inst.stop();
     }
-    e.hostFns?.close();
-    e.hostFns = null;
-    if (e.state === 'running' || e.state === 'starting' || e.state === 'backoff') e.state = 'stopped';
+    hostFns?.close();
   }
 
   /** Stop and start again, closing an open circuit (operator action). */
@@ -503,13 +512,43 @@ export class PluginHost implements Service {
   }
 
   async #call(id: string, hook: string, args: unknown[], onEvent?: (event: unknown) => void): Promise<unknown> {
-    const inst = await this.#ensure(id);
+    const e = this.#entry(id);
+    e.calls++;
+    if (e.parkTimer) clearTimeout(e.parkTimer);
+    e.parkTimer = null;
     try {
+      const inst = await this.#ensure(id);
       return await inst.call(hook, args, onEvent);
     } catch (err) {
       if (err instanceof PluginCallError && err.fatal) throw new CarapaceError('UNAVAILABLE', `plugin ${id} stopped: ${scrub(err.message)}`);
       throw err;
+    } finally {
+      e.calls--;
+      this.#parkWhenIdle(e);
     }
+  }
+
+  /**
+   * A plugin that only answers calls gives its memory back after a while without
+   * any — its worker thread, its isolate, and the sandbox process once no isolate
+   * is left (a gateway on a small machine chats a few times an hour). The next call
+   * starts it again. Channels, and plugins holding a subscription, an interval or a
+   * socket, have work of their own and stay.
+   */
+  #parkWhenIdle(e: Entry): void {
+    const idleMs = this.#deps.idleParkMs?.() ?? 0;
+    if (idleMs <= 0 || e.calls > 0 || e.parkTimer) return;
+    e.parkTimer = setTimeout(() => {
+      e.parkTimer = null;
+      const inst = e.instance;
+      if (!inst || e.calls > 0 || this.#stopped || this.#entries.get(e.id) !== e) return;
+      if (e.verified?.manifest.kind === 'channel' || e.hostFns?.holdsOpen()) return;
+      this.#deps.log.info('plugin parked after idle', { plugin: e.id, idleMs });
+      void this.#haltEntry(e).then(() => {
+        if (inst.runtime === 'isolate') this.#sandbox?.retireIfIdle();
+      });
+    }, idleMs);
+    e.parkTimer.unref?.();
   }
 
   #checkUsable(e: Entry): void {
@@ -600,6 +639,7 @@ export function createPluginHost(ctx: KernelContext, extra: Partial<PluginHostDe
         const ids = [...new Set([...Object.keys(before), ...Object.keys(after)])].filter((id) => !isDeepStrictEqual(before[id], after[id]));
         if (ids.length) changed(ids);
       }),
+    idleParkMs: () => ctx.config.current.gateway.pluginIdleSeconds * 1000,
     ...extra,
   });
 }

@@ -107,6 +107,7 @@ const carapace = freeze({
       if (typeof handler !== 'function') throw new TypeError('handler must be a function');
       const id = await call('bus.subscribe', [pattern]);
       handlers.set('bus:' + id, handler);
+      return freeze({ unsubscribe: async () => { handlers.delete('bus:' + id); await call('bus.unsubscribe', [id]); } });
     },
   },
   timers: {

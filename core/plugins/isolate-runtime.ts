@@ -219,7 +219,8 @@ export class SandboxHost {
   }
 
   async load(spec: LoadSpec, handler: CapabilityHandler): Promise<PluginInstance> {
-    const child = await this.#spawn();
+    let child = await this.#spawn();
+    while (child !== this.#child) child = await this.#spawn(); // retired while this load waited
     const pid = spec.id;
     if (this.#plugins.has(pid)) this.#exit(pid, 'replaced');
     const loaded: Loaded = { handler, exitListeners: [], exited: false };
@@ -272,6 +273,17 @@ export class SandboxHost {
         loaded.exitListeners.push(listener);
       },
     };
+  }
+
+  /** Let the process go when no plugin is loaded in it, nor being loaded: the next load starts another. */
+  retireIfIdle(): void {
+    const child = this.#child;
+    if (!child || this.#plugins.size > 0 || this.#loads.size > 0 || this.#calls.size > 0) return;
+    this.#child = null;
+    this.#ready = null;
+    this.#log.info('sandbox host retired: no plugin loaded');
+    child.disconnect();
+    setTimeout(() => child.kill('SIGKILL'), 2000).unref();
   }
 
   async close(): Promise<void> {

@@ -181,6 +181,7 @@ const carapace = {
     subscribe: async (pattern: string, handler: (m: unknown) => unknown) => {
       const id = await call('bus.subscribe', [pattern]);
       handlers.set(`bus:${id}`, handler);
+      return { unsubscribe: async () => (handlers.delete(`bus:${id}`), void (await call('bus.unsubscribe', [id]))) };
     },
   },
   timers: {

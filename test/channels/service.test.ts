@@ -103,7 +103,10 @@ async function messageTool(r: Awaited<ReturnType<typeof rig>>): Promise<ToolPlug
   (globalThis as Record<string, unknown>).carapace = {
     bus: {
       publish: async (topic: string, msg: unknown, opts?: { sessionKey?: string }) => void port.publish(topic, msg, opts),
-      subscribe: async (pattern: string, handler: (m: { topic: string; payload: unknown }) => void) => void port.subscribe(pattern, handler),
+      subscribe: async (pattern: string, handler: (m: { topic: string; payload: unknown }) => void) => {
+        const off = port.subscribe(pattern, handler);
+        return { unsubscribe: async () => off() };
+      },
     },
     timers: { sleep: (ms: number) => delay(ms) },
   };

@@ -227,7 +227,9 @@ export function createSandbox(opts: SandboxOptions = {}): Sandbox {
         notify();
       },
       async subscribe(pattern, handler) {
-        subscribers.push({ pattern, handler: handler as (m: { topic: string; payload: unknown }) => unknown });
+        const sub = { pattern, handler: handler as (m: { topic: string; payload: unknown }) => unknown };
+        subscribers.push(sub);
+        return { unsubscribe: async () => void subscribers.splice(subscribers.indexOf(sub), 1) };
       },
     },
     timers: {

@@ -60,12 +60,14 @@ test('bus publish and subscribe follow the manifest topic patterns', async (t) =
   t.after(pub.cleanup);
   const broker = new MemoryBroker();
   const code = `let got = [];
+let sub = null;
 exports.tools = [
-  { name: 'sub', run: async () => { await carapace.bus.subscribe('channel.outbound.x', (m) => { got.push(m.payload); }); return 'ok'; } },
+  { name: 'sub', run: async () => { sub = await carapace.bus.subscribe('channel.outbound.x', (m) => { got.push(m.payload); }); return 'ok'; } },
+  { name: 'unsub', run: async () => { await sub.unsubscribe(); return 'off'; } },
   { name: 'pub', run: async (i) => { try { await carapace.bus.publish(i.topic, { hi: 1 }); return 'sent'; } catch (e) { return 'refused: ' + e.message; } } },
   { name: 'got', run: async () => JSON.stringify(got) },
 ];`;
-  const p = makePlugin({ 'index.js': code }, { id: 'busy', provides: tools('sub', 'pub', 'got'), permissions: { bus: { publish: ['channel.inbound'], subscribe: ['channel.outbound.x'] } } }, pub.kp);
+  const p = makePlugin({ 'index.js': code }, { id: 'busy', provides: tools('sub', 'unsub', 'pub', 'got'), permissions: { bus: { publish: ['channel.inbound'], subscribe: ['channel.outbound.x'] } } }, pub.kp);
   t.after(p.cleanup);
   const fx = await startHost(t, [p], pub.kp, { broker });
   assert.equal((await fx.host.invokeTool('pub', { topic: 'channel.inbound' }, ctx)).content, 'sent');
@@ -79,6 +81,16 @@ exports.tools = [
     await new Promise((r) => setTimeout(r, 20));
   }
   assert.equal(got, '[{"text":"yo"}]');
+  // Unsubscribed, it gets nothing more: a marker published after the stray message arrives alone at a fresh subscriber.
+  assert.equal((await fx.host.invokeTool('unsub', {}, ctx)).content, 'off');
+  broker.port('kernel:test', { publish: ['>'], subscribe: ['>'] }).publish('channel.outbound.x', { text: 'after' });
+  await fx.host.invokeTool('sub', {}, ctx);
+  broker.port('kernel:test', { publish: ['>'], subscribe: ['>'] }).publish('channel.outbound.x', { text: 'again' });
+  for (let i = 0; i < 50 && got === '[{"text":"yo"}]'; i++) {
+    got = (await fx.host.invokeTool('got', {}, ctx)).content;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.equal(got, '[{"text":"yo"},{"text":"again"}]');
 });
 
 test('a plugin may stamp a bus message with a session only while serving a tool call in that session', async (t) => {

@@ -47,10 +47,15 @@ export const tools = [
       const idempotencyKey = `${ctx.runId ?? ctx.sessionKey}:${fnv1a(JSON.stringify([target, input.text, input.threadId ?? null]))}`;
       let settle;
       const answered = new Promise((resolve) => (settle = resolve));
-      await carapace.bus.subscribe(`message.result.${requestId}`, (msg) => settle(msg.payload));
-      // The session goes on the bus message, where the kernel checks it is the one this call serves.
-      await carapace.bus.publish('message.send', { requestId, target, text: input.text, threadId: input.threadId, idempotencyKey }, { sessionKey: ctx.sessionKey });
-      const result = await Promise.race([answered, carapace.timers.sleep(RESULT_TIMEOUT_MS).then(() => null)]);
+      const reply = await carapace.bus.subscribe(`message.result.${requestId}`, (msg) => settle(msg.payload));
+      let result;
+      try {
+        // The session goes on the bus message, where the kernel checks it is the one this call serves.
+        await carapace.bus.publish('message.send', { requestId, target, text: input.text, threadId: input.threadId, idempotencyKey }, { sessionKey: ctx.sessionKey });
+        result = await Promise.race([answered, carapace.timers.sleep(RESULT_TIMEOUT_MS).then(() => null)]);
+      } finally {
+        await reply.unsubscribe();
+      }
       if (result === null) return { content: 'The gateway did not confirm the message in time; it may not have been sent.', isError: true };
       if (!result.ok) return { content: `Not sent: ${result.error.message}`, isError: true, data: result.error };
       return { content: `Queued for delivery to ${target.channel}:${target.chatId}${result.queued > 1 ? ` in ${result.queued} parts` : ''}.`, data: { queued: result.queued } };
