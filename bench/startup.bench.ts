@@ -3,9 +3,9 @@
 // plugins loaded, in use (an agent turn through the bundled Anthropic provider,
 // against a loopback fake, that used every bundled tool), and once its idle
 // plugins are parked; baseline: a bare Node http server measured the same way in
-// the same run. `--peer openclaw` also installs
-// the public openclaw package into a scratch directory and measures its gateway
-// the same way (spawn → /health 200, tree RSS 10 s after ready), against ours.
+// the same run. `--peer openclaw` also installs the public openclaw package into a
+// scratch directory and measures its gateway the same way (spawn → /health 200,
+// tree RSS 10 s after ready), against ours.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';

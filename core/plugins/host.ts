@@ -537,12 +537,11 @@ export class PluginHost implements Service {
    */
   #parkWhenIdle(e: Entry): void {
     const idleMs = this.#deps.idleParkMs?.() ?? 0;
-    if (idleMs <= 0 || e.calls > 0 || e.parkTimer) return;
+    if (idleMs <= 0 || e.calls > 0 || e.parkTimer || e.verified?.manifest.kind === 'channel') return;
     e.parkTimer = setTimeout(() => {
       e.parkTimer = null;
       const inst = e.instance;
-      if (!inst || e.calls > 0 || this.#stopped || this.#entries.get(e.id) !== e) return;
-      if (e.verified?.manifest.kind === 'channel' || e.hostFns?.holdsOpen()) return;
+      if (!inst || e.calls > 0 || this.#stopped || this.#entries.get(e.id) !== e || e.hostFns?.holdsOpen()) return;
       this.#deps.log.info('plugin parked after idle', { plugin: e.id, idleMs });
       void this.#haltEntry(e).then(() => {
         if (inst.runtime === 'isolate') this.#sandbox?.retireIfIdle();

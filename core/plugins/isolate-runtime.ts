@@ -44,6 +44,12 @@ function errorMessage(err: unknown): string {
   return redactString(err instanceof Error ? err.message : String(err), secretValues());
 }
 
+/** The host exits when its IPC channel closes (sandbox-host.js); one that has not within 2 s is killed. */
+function dismiss(child: ChildProcess): void {
+  child.disconnect();
+  setTimeout(() => child.kill('SIGKILL'), 2000).unref();
+}
+
 export class SandboxHost {
   #child: ChildProcess | null = null;
   #ready: Promise<ChildProcess> | null = null;
@@ -282,8 +288,7 @@ export class SandboxHost {
     this.#child = null;
     this.#ready = null;
     this.#log.info('sandbox host retired: no plugin loaded');
-    child.disconnect();
-    setTimeout(() => child.kill('SIGKILL'), 2000).unref();
+    dismiss(child);
   }
 
   async close(): Promise<void> {
@@ -292,8 +297,7 @@ export class SandboxHost {
     if (!child) return;
     await new Promise<void>((resolve) => {
       child.once('exit', () => resolve());
-      child.disconnect();
-      setTimeout(() => child.kill('SIGKILL'), 2000).unref();
+      dismiss(child);
     });
   }
 }

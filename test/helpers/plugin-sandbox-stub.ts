@@ -229,7 +229,7 @@ export function createSandbox(opts: SandboxOptions = {}): Sandbox {
       async subscribe(pattern, handler) {
         const sub = { pattern, handler: handler as (m: { topic: string; payload: unknown }) => unknown };
         subscribers.push(sub);
-        return { unsubscribe: async () => void subscribers.splice(subscribers.indexOf(sub), 1) };
+        return { unsubscribe: async () => void (subscribers.includes(sub) && subscribers.splice(subscribers.indexOf(sub), 1)) };
       },
     },
     timers: {
