@@ -3,7 +3,7 @@
 // `carapace.net.webFetch`, so the kernel enforces the host allowlist and swaps the
 // `{{secret:NAME}}` placeholder for the key: this code never sees a credential.
 // SDK retries are off: the agent owns retry and fallback across models.
-import Anthropic from '@anthropic-ai/sdk';
+import { createRequire } from 'node:module';
 import type {
   CapabilityApi,
   ChatMessage,
@@ -17,6 +17,11 @@ import type {
   Usage,
 } from '../../../core/plugin-api.ts';
 import { CATALOG, UNKNOWN } from './catalog.ts';
+
+// The SDK through its CommonJS build: imported as ES modules, its few hundred
+// files would each keep a module record for the thread's life (2–3.5 MB more per
+// provider thread, measured in a worker; BENCHMARKS.md).
+const { Anthropic } = createRequire(import.meta.url)('@anthropic-ai/sdk') as typeof import('@anthropic-ai/sdk');
 
 export interface AnthropicPluginConfig {
   baseUrl?: string | null;

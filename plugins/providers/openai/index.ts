@@ -3,7 +3,7 @@
 // request goes through `carapace.net.webFetch`, so the kernel enforces the host
 // allowlist and swaps the `{{secret:NAME}}` placeholder for the key: this code
 // never sees a credential. SDK retries are off: the agent owns fallback.
-import OpenAI from 'openai';
+import { createRequire } from 'node:module';
 import type {
   CapabilityApi,
   ChatMessage,
@@ -17,6 +17,11 @@ import type {
   Usage,
 } from '../../../core/plugin-api.ts';
 import { CATALOG, UNKNOWN } from './catalog.ts';
+
+// The SDK through its CommonJS build: imported as ES modules, its few hundred
+// files would each keep a module record for the thread's life (2–3.5 MB more per
+// provider thread, measured in a worker; BENCHMARKS.md).
+const { OpenAI } = createRequire(import.meta.url)('openai') as typeof import('openai');
 
 export interface OpenAIPluginConfig {
   baseUrl?: string | null;
