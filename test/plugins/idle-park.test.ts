@@ -1,6 +1,6 @@
 // A plugin without calls for a while is parked — its isolate, its worker thread,
 // the sandbox process once empty — and the next call starts it again; plugins with
-// work of their own (an interval here) and calls in flight are left alone.
+// work of their own (an interval here), channels and calls in flight are left alone.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { makePlugin, throwawayPublisher } from '../helpers/plugins.ts';
@@ -112,4 +112,25 @@ test('a subscription a call ends with unsubscribe leaves its plugin free to park
   const fx = await startHost(t, [p], pub.kp, { broker: new MemoryBroker(), idleParkMs: () => IDLE_MS });
   assert.equal((await fx.host.invokeTool('ask', {}, ctx)).content, 'asked');
   await fx.waitFor(() => stateOf(fx.host, 'asker') === 'stopped', 'the plugin parked');
+});
+
+test('a channel plugin is never parked: it listens for inbound messages between calls', async (t) => {
+  const pub = throwawayPublisher();
+  t.after(pub.cleanup);
+  const channel = makePlugin(
+    { 'index.js': `let sent = 0; async function start() {} async function stop() {} async function send() { return { platformMessageId: String(++sent) }; } export { start, stop, send };` },
+    { id: 'listener', kind: 'channel' },
+    pub.kp,
+  );
+  const tool = makePlugin({ 'index.js': `exports.tools = [{ name: 'ping', run: async () => 'pong' }];` }, { id: 'pinger', provides: tools('ping') }, pub.kp);
+  t.after(channel.cleanup);
+  t.after(tool.cleanup);
+  const fx = await startHost(t, [channel, tool], pub.kp, { idleParkMs: () => IDLE_MS });
+  const out = { channel: 'listener', chatId: '1', text: 'hi', idempotencyKey: 'k1' };
+  assert.equal((await fx.host.channelSend('listener', out)).platformMessageId, '1');
+  // The tool's last call comes after the channel's, so its idle time ends later.
+  assert.equal((await fx.host.invokeTool('ping', {}, ctx)).content, 'pong');
+  await fx.waitFor(() => stateOf(fx.host, 'pinger') === 'stopped', 'the tool parked');
+  assert.equal(stateOf(fx.host, 'listener'), 'running');
+  assert.equal((await fx.host.channelSend('listener', { ...out, idempotencyKey: 'k2' })).platformMessageId, '2', 'the same instance');
 });
