@@ -1,5 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { isDeepStrictEqual } from 'node:util';
+import { X509Certificate } from 'node:crypto';
+import type { Server as TlsServer } from 'node:tls';
 import { homePaths, ensureHome, type HomePaths } from '../home.ts';
 import { loadConfig, type Config } from '../config/config.ts';
 import { createLiveConfig } from '../config/live.ts';
@@ -8,7 +10,8 @@ import { openDb, type Db } from '../store/db.ts';
 import { openAuditLog } from '../audit.ts';
 import { loadOrCreateKey } from '../identity/keys.ts';
 import { acquireLock, writeRunInfo, removeRunInfo } from './lock.ts';
-import { loadTls } from './tls.ts';
+import { loadTls, watchTlsFiles, type LoadedTls } from './tls.ts';
+import { drainOnClose } from './drain.ts';
 import { ServiceRegistry, type KernelContext, type ServiceFactory } from '../kernel.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import { VERSION } from '../version.ts';
@@ -25,7 +28,11 @@ export interface GatewayOptions {
   services?: ServiceFactory[];
   /** Built after listening; no routes. Defaults to the kernel's late services (none when `services` is given). */
   lateServices?: ServiceFactory[];
+  /** How often the TLS certificate and key files are checked for a renewal (ms). */
+  tlsPollMs?: number;
 }
+
+const TLS_POLL_MS = 30_000;
 
 export interface Gateway {
   ctx: KernelContext;
@@ -88,9 +95,14 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     const audit = openAuditLog(db, paths, { now: () => clock.now(), secretValues, key: identity.gateway });
     const liveConfig = createLiveConfig(paths.config, loaded, { audit, log });
     cleanups.unshift(() => liveConfig.close());
+    let servedTls: LoadedTls | null = tls;
+    // Set once the server listens.
+    let reloadTls = (_why: string): void => {};
     liveConfig.onChange((next, prev) => {
       logHub!.setLevel(next.logging.level);
-      if (!isDeepStrictEqual(next.gateway.tls, prev.gateway.tls)) log.warn('gateway.tls changed: it applies when the gateway restarts; until then it serves as it started', { tls: tls !== null });
+      if (isDeepStrictEqual(next.gateway.tls, prev.gateway.tls)) return;
+      if (servedTls && next.gateway.tls) reloadTls('gateway.tls changed');
+      else log.warn('gateway.tls turned on or off: that applies when the gateway restarts; until then it serves as it started', { tls: servedTls !== null });
     });
 
     const ctx: KernelContext = {
@@ -107,6 +119,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     };
 
     const app = Fastify({ logger: false, ...HTTP_LIMITS, return503OnClosing: true, forceCloseConnections: 'idle', ...(tls ? { https: { cert: tls.cert, key: tls.key } } : {}) });
+    const drain = drainOnClose(app.server);
     app.get('/healthz', async () => ({ ok: true, version: VERSION, uptimeMs: clock.now() - ctx.startedAt }));
 
     const registry = new ServiceRegistry();
@@ -132,7 +145,39 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     }
     for (const service of registry.all()) await service.start?.();
 
-    writeRunInfo(paths, { pid: process.pid, port: actualPort, bind, host, startedAt: ctx.startedAt, version: VERSION, ...(tls ? { tls: { cert: tls.certPath, sha256: tls.sha256 } } : {}) });
+    const recordRunInfo = () =>
+      writeRunInfo(paths, { pid: process.pid, port: actualPort, bind, host, startedAt: ctx.startedAt, version: VERSION, ...(servedTls ? { tls: { cert: servedTls.certPath, sha256: servedTls.sha256 } } : {}) });
+    recordRunInfo();
+    let unwatchTls = () => {};
+    const watchServedTls = () => {
+      unwatchTls();
+      if (servedTls) unwatchTls = watchTlsFiles(servedTls, opts.tlsPollMs ?? TLS_POLL_MS, () => reloadTls('its files changed'));
+    };
+    // A renewed certificate reaches new connections; open ones keep theirs. Files that
+    // do not load (a renewal half-written, a key that does not match) leave the served
+    // certificate in place: never plain text, never a broken context.
+    reloadTls = (why) => {
+      const before = servedTls!;
+      let next: LoadedTls | null;
+      try {
+        next = loadTls(liveConfig.current, paths.root);
+      } catch (err) {
+        log.warn('gateway.tls: the gateway keeps serving its certificate, the new files do not load', { why, reason: (err as Error).message, sha256: before.sha256 });
+        return;
+      }
+      if (!next) return;
+      const moved = next.certPath !== before.certPath || next.keyPath !== before.keyPath;
+      if (next.sha256 !== before.sha256) {
+        (app.server as unknown as TlsServer).setSecureContext({ cert: next.cert, key: next.key });
+        audit.append({ actor: 'gateway', action: 'gateway.tls.reload', data: { why, from: before.sha256, to: next.sha256, cert: next.certPath } });
+        log.info('gateway.tls: serving the new certificate', { why, sha256: next.sha256, notAfter: new X509Certificate(next.cert).validTo });
+      }
+      servedTls = next;
+      recordRunInfo();
+      if (moved) watchServedTls();
+    };
+    watchServedTls();
+    cleanups.unshift(() => unwatchTls());
     audit.append({ actor: 'gateway', action: 'gateway.start', data: { bind, port: actualPort, version: VERSION, tls: tls !== null } });
     log.info('gateway ready', { url, services: registry.all().length, readyMs: clock.now() - ctx.startedAt });
 
@@ -140,7 +185,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     const stop = (reason = 'stop'): Promise<void> => {
       stopping ??= (async () => {
         log.info('gateway stopping', { reason });
-        await app.close(); // stops accepting, waits for in-flight requests
+        await drain.close(() => app.close());
         for (const service of registry.all().reverse()) {
           try {
             await service.stop?.();

@@ -5,6 +5,8 @@ import Database from 'better-sqlite3';
 import { tempHome } from '../helpers/home.ts';
 import { spawnGateway } from '../helpers/gateway.ts';
 import { runCli } from '../helpers/cli.ts';
+import { connect } from 'node:net';
+import { once } from 'node:events';
 
 test('a fresh home starts, answers /healthz, reports up in status, and stops cleanly on SIGTERM', async (t) => {
   const home = tempHome();
@@ -71,4 +73,29 @@ test('the gateway binds loopback by default, and keeps its keys across restarts'
   t.after(() => second.stop('SIGKILL'));
   assert.equal(readFileSync(home.paths.gatewayKey, 'utf8'), key1);
   await second.stop();
+});
+
+test('a client that connected and never sent a request does not hold a SIGTERM stop past its clean-up', async (t) => {
+  const home = tempHome();
+  t.after(home.cleanup);
+  const gw = await spawnGateway(home.dir);
+  t.after(() => gw.stop('SIGKILL'));
+  // Node's closeIdleConnections leaves such a connection open: the stop used to wait
+  // for it until the shutdown grace ran out, then exit 1 with its clean-up skipped.
+  const quiet = connect(gw.port, '127.0.0.1');
+  await once(quiet, 'connect');
+  t.after(() => quiet.destroy());
+  const answered = await fetch(`${gw.url}/healthz`);
+  assert.equal(answered.status, 200);
+
+  const exit = await gw.stop('SIGTERM');
+  assert.deepEqual(exit, { code: 0, signal: null }, gw.output());
+  assert.doesNotMatch(gw.output(), /shutdown took too long/);
+  assert.equal(existsSync(home.paths.runInfo), false, 'run/gateway.json is removed on a clean stop');
+  const db = new Database(home.paths.db, { readonly: true });
+  try {
+    assert.equal((db.prepare("SELECT count(*) AS n FROM audit WHERE action = 'gateway.stop'").get() as { n: number }).n, 1);
+  } finally {
+    db.close();
+  }
 });
