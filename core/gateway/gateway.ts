@@ -33,6 +33,9 @@ export interface GatewayOptions {
 }
 
 const TLS_POLL_MS = 30_000;
+// Node's default is two minutes: a client that stalls its hello holds a socket that
+// long, and a stop waits for it (drain.ts cuts only the ones that sent nothing).
+const TLS_HANDSHAKE_MS = 10_000;
 
 export interface Gateway {
   ctx: KernelContext;
@@ -118,7 +121,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       startedAt: clock.now(),
     };
 
-    const app = Fastify({ logger: false, ...HTTP_LIMITS, return503OnClosing: true, forceCloseConnections: 'idle', ...(tls ? { https: { cert: tls.cert, key: tls.key } } : {}) });
+    const app = Fastify({ logger: false, ...HTTP_LIMITS, return503OnClosing: true, forceCloseConnections: 'idle', ...(tls ? { https: { cert: tls.cert, key: tls.key, handshakeTimeout: TLS_HANDSHAKE_MS } } : {}) });
     const drain = drainOnClose(app.server);
     app.get('/healthz', async () => ({ ok: true, version: VERSION, uptimeMs: clock.now() - ctx.startedAt }));
 
