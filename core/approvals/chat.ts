@@ -18,7 +18,9 @@ export interface ApprovalAsk {
   expiresAt: number;
 }
 
-const COMMAND = /^\s*\/(approve|deny)\s+(apr_[0-9a-f]{12})\s*$/i;
+// The slash is optional: Slack's client takes any message starting with one for a
+// slash command of its own and never sends it.
+const COMMAND = /^\s*\/?(approve|deny)\s+(apr_[0-9a-f]{12})\s*$/i;
 const MAX_INPUT_SHOWN = 1500;
 // Characters that reorder or hide text: shown escaped, so the owner reads what would run.
 const INVISIBLE = /[\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/g;
@@ -44,7 +46,7 @@ export function askText(ask: ApprovalAsk, now: number): string {
   return [
     `Approval needed: agent ${ask.agentId} wants to run ${ask.tool}`,
     ...(input !== null
-      ? [input, `Reply /approve ${ask.id} or /deny ${ask.id} (expires in ${minutes} min).`]
+      ? [input, `Reply approve ${ask.id} or deny ${ask.id} (expires in ${minutes} min).`]
       : [`Its input is too long to show here: decide in the Control UI or with carapace approvals approve|deny ${ask.id} (expires in ${minutes} min).`]),
   ].join('\n');
 }

@@ -37,10 +37,10 @@ test('a tool call that needs approval is asked in the owner\'s Telegram chat; /a
     return { toolCalls: [{ id: 'toolu_1', name: 'clock_now', input: { timezone: 'Asia/Tokyo' } }], stopReason: 'tool_use' };
   });
   tg.pushMessage({ from: owner, chat: ownerDm, text: 'What time is it in Tokyo?' });
-  const ask = await until('the approval request in the owner\'s chat', () => sentTo(42).find((m) => /Reply \/approve apr_/.test(m)));
+  const ask = await until('the approval request in the owner\'s chat', () => sentTo(42).find((m) => /Reply approve apr_/.test(m)));
   assert.match(ask, /agent main wants to run clock_now/);
   assert.match(ask, /Asia\/Tokyo/);
-  const id = /\/approve (apr_[0-9a-f]{12})/.exec(ask)![1];
+  const id = /approve (apr_[0-9a-f]{12})/.exec(ask)![1];
 
   // Someone else the bot talks to cannot approve: their "/approve" is an ordinary message to the agent.
   tg.pushMessage({ from: friend, chat: friendDm, text: `/approve ${id}` });

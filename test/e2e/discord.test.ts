@@ -90,9 +90,9 @@ test('an approval asked of a Discord owner named by user id (approvals.chat with
     return { toolCalls: [{ id: 'toolu_1', name: 'clock_now', input: { timezone: 'Asia/Tokyo' } }], stopReason: 'tool_use' };
   });
   fake.message({ channel_id: ALICE_DM, author: alice, content: 'What time is it in Tokyo?' });
-  const ask = await until('the approval request in the owner\'s DM', () => postsTo(fake, ALICE_DM).find((m) => /Reply \/approve apr_/.test(m)));
+  const ask = await until('the approval request in the owner\'s DM', () => postsTo(fake, ALICE_DM).find((m) => /Reply approve apr_/.test(m)));
   assert.equal(fake.posted.some((p) => p.channelId === alice.id), false, 'nothing was left addressed to the user id');
-  const id = /\/approve (apr_[0-9a-f]{12})/.exec(ask)![1];
+  const id = /approve (apr_[0-9a-f]{12})/.exec(ask)![1];
   fake.message({ channel_id: ALICE_DM, author: alice, content: `/approve ${id}` });
   await until('the confirmation', () => postsTo(fake, ALICE_DM).includes(`Approved: clock_now (${id}).`));
   await until('the answer after the tool ran', () => postsTo(fake, ALICE_DM).find((m) => /morning in Tokyo/.test(m)));

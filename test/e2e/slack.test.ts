@@ -13,13 +13,14 @@ import { TEST_SECRETS } from '../helpers/test-secrets.ts';
 let ts = 1_800_000_000;
 const nextTs = () => `${++ts}.000200`;
 
-async function slackGateway(t: TestContext, channel: Record<string, unknown> = {}) {
+async function slackGateway(t: TestContext, channel: Record<string, unknown> = {}, config: Record<string, unknown> = {}) {
   const fake = await startFakeSlack({ appToken: TEST_SECRETS.slackAppToken, botToken: TEST_SECRETS.slackBotToken });
   t.after(() => fake.close());
   const cg = await startChannelGateway(t, {
     name: 'slack',
     channels: { slack: { enabled: true, dmPolicy: 'pairing', apiBaseUrl: fake.api, retryBaseMs: 20, ...channel } },
     secrets: { SLACK_APP_TOKEN: fake.appToken, SLACK_BOT_TOKEN: fake.botToken },
+    config,
   });
   await fake.waitConnections(1, 20_000);
   return { fake, ...cg };
@@ -104,5 +105,27 @@ test('an agent reply that spells a secret placeholder ({{secret:SLACK_BOT_TOKEN}
   const reply = await until('the reply', () => fake.posted.find((p) => p.channel === 'D9'));
   assert.doesNotMatch(JSON.stringify(fake.posted), new RegExp(`${fake.botToken}|${fake.appToken}`), 'no token was posted into the chat');
   assert.match(reply.text, /secret:SLACK_BOT_TOKEN/, 'the words themselves still arrive');
+  assert.equal((await gw.stop()).code, 0);
+});
+
+test('an approval asked of a Slack member by id lands in their DM with the app; "approve ID" there (Slack keeps a leading / for its own commands) runs the tool', async (t) => {
+  const { fake, gw, llm } = await slackGateway(t, { dmPolicy: 'allowlist', allowFrom: ['U42'] }, {
+    agents: { defaults: { model: 'anthropic/claude-sonnet-4-6', tools: { requireApproval: ['clock_now'] } } },
+    approvals: { chat: [{ channel: 'slack', peer: 'U42' }] },
+  });
+  llm.setDefault((req) => {
+    const sent = JSON.stringify(req.body?.messages);
+    if (sent.includes('tool_result')) return { text: 'It is morning in Tokyo.' };
+    return { toolCalls: [{ id: 'toolu_1', name: 'clock_now', input: { timezone: 'Asia/Tokyo' } }], stopReason: 'tool_use' };
+  });
+  const inDm = () => fake.posted.filter((p) => p.channel === 'D42').map((p) => String(p.text));
+  fake.event({ type: 'message', channel: 'D42', channel_type: 'im', user: 'U42', text: 'What time is it in Tokyo?', ts: nextTs() });
+  const ask = await until('the approval request in the DM', () => inDm().find((m) => /Reply approve apr_/.test(m)));
+  assert.doesNotMatch(ask, /\/approve/, 'nothing a Slack client would take for a slash command');
+  const id = /approve (apr_[0-9a-f]{12})/.exec(ask)![1];
+  fake.event({ type: 'message', channel: 'D42', channel_type: 'im', user: 'U42', text: `approve ${id}`, ts: nextTs() });
+  await until('the confirmation', () => inDm().includes(`Approved: clock_now (${id}).`));
+  await until('the answer after the tool ran', () => inDm().find((m) => /morning in Tokyo/.test(m)));
+  assert.equal(llm.requests.length, 2, 'the approval never reached the model');
   assert.equal((await gw.stop()).code, 0);
 });

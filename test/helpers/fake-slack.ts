@@ -2,7 +2,8 @@
 // (app token) hands out one-time `ws` URLs; the socket says `hello`, carries
 // `events_api` envelopes and redelivers any envelope not acknowledged by
 // `{envelope_id}` on the next connection (with `retry_attempt`), as Slack does;
-// `auth.test` and `chat.postMessage` (bot token) with 429 `Retry-After`.
+// `auth.test` and `chat.postMessage` (bot token) with 429 `Retry-After`; a post to
+// a member id (`U…`/`W…`) lands in the app's DM with them and answers with its `D…` id.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { signal } from './wait.ts';
@@ -120,9 +121,10 @@ export async function startFakeSlack(opts: { appToken?: string; botToken?: strin
       if (!body.channel) return json(res, 200, { ok: false, error: 'channel_not_found' });
       if (!body.text) return json(res, 200, { ok: false, error: 'no_text' });
       if (String(body.text).length > 40000) return json(res, 200, { ok: false, error: 'msg_too_long' });
-      fake.posted.push(body);
+      const channel = /^[UW]/.test(String(body.channel)) ? `D${String(body.channel).slice(1)}` : body.channel;
+      fake.posted.push({ ...body, channel });
       const t = `${++ts}.000100`;
-      return json(res, 200, { ok: true, channel: body.channel, ts: t, message: { text: body.text, ts: t, thread_ts: body.thread_ts } });
+      return json(res, 200, { ok: true, channel, ts: t, message: { text: body.text, ts: t, thread_ts: body.thread_ts } });
     }
     return json(res, 404, { ok: false, error: 'unknown_method' });
   }
