@@ -59,14 +59,15 @@ export function watchTlsFiles(tls: LoadedTls, pollMs: number, changed: () => voi
 }
 
 /**
- * How a client on this machine trusts the gateway: the certificate it was started
- * with and no other (self-signed is fine; a public one chains to the system roots).
+ * How a client on this machine trusts the gateway: the certificate run/gateway.json
+ * says it serves and no other (self-signed is fine; a public one chains to the
+ * system roots).
  * The host name is not what is checked: the CLI reaches the gateway by the address
  * it binds, not by the name in its certificate.
  */
 export function pinnedTls(certPath: string, sha256: string): { ca: string[]; checkServerIdentity: (host: string, peer: PeerCertificate) => Error | undefined } {
   return {
     ca: [...rootCertificates, readFileSync(certPath, 'utf8')],
-    checkServerIdentity: (_host, peer) => (peer.fingerprint256 === sha256 ? undefined : new Error(`the gateway presented certificate ${peer.fingerprint256}, not the one it was started with (${sha256})`)),
+    checkServerIdentity: (_host, peer) => (peer.fingerprint256 === sha256 ? undefined : new Error(`the gateway presented certificate ${peer.fingerprint256}, not the one run/gateway.json names (${sha256})`)),
   };
 }
