@@ -51,9 +51,9 @@ export class CarapaceError extends Error {
   }
 
   toWire(): { code: ErrorCode; message: string; details?: Record<string, unknown> } {
-    return this.details === undefined
-      ? { code: this.code, message: this.message }
-      : { code: this.code, message: this.message, details: this.details };
+    // protocol.md: UNAVAILABLE always says whether a retry may help; a thrower that knows better sets it.
+    const details = this.code === 'UNAVAILABLE' ? { retryable: true, ...this.details } : this.details;
+    return details === undefined ? { code: this.code, message: this.message } : { code: this.code, message: this.message, details };
   }
 }
 

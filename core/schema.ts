@@ -5,6 +5,21 @@
 // they skip meta-schema validation; strict mode still refuses unknown keywords.
 // Schemas that come from plugins (config, tool inputs) get their own, fully
 // validating instances (core/plugins/).
-import { Ajv } from 'ajv';
+import { Ajv, type ErrorObject } from 'ajv';
 
 export const kernelAjv = new Ajv({ allErrors: false, strict: true, allowUnionTypes: true, validateSchema: false });
+
+/** The JSON pointer of ajv's first error, pointing at the offending member itself where ajv knows it. */
+export function pointerOf(err: ErrorObject): string {
+  if (err.keyword === 'additionalProperties') {
+    return `${err.instancePath}/${escapePointer((err.params as { additionalProperty: string }).additionalProperty)}`;
+  }
+  if (err.keyword === 'required') {
+    return `${err.instancePath}/${escapePointer((err.params as { missingProperty: string }).missingProperty)}`;
+  }
+  return err.instancePath;
+}
+
+export function escapePointer(key: string): string {
+  return key.replace(/~/g, '~0').replace(/\//g, '~1');
+}

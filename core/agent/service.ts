@@ -109,7 +109,7 @@ export function createAgentService(ctx: KernelContext, deps: AgentServiceDeps): 
 
   function chainOf(settings: AgentSettings): ModelRef[] {
     const m = settings.model ?? deps.defaultModel?.() ?? undefined;
-    if (!m) throw new CarapaceError('UNAVAILABLE', 'No model is configured for this agent: set agents.defaults.model (e.g. "anthropic/claude-sonnet-4-6"), or set ANTHROPIC_API_KEY, OPENAI_API_KEY or OPENAI_BASE_URL (a local Ollama) and restart to use a default.');
+    if (!m) throw new CarapaceError('UNAVAILABLE', 'No model is configured for this agent: set agents.defaults.model (e.g. "anthropic/claude-sonnet-4-6"), or set ANTHROPIC_API_KEY, OPENAI_API_KEY or OPENAI_BASE_URL (a local Ollama) and restart to use a default.', { retryable: false });
     const refs = typeof m === 'string' ? [m] : [m.primary, ...(m.fallbacks ?? [])];
     return refs.map(parseModelRef);
   }

@@ -1,8 +1,8 @@
 // Wire frames of protocol v1 (protocol.md "Frames"): the strict text → JSON step
 // and the ajv validators, compiled once at import. Nothing reads a frame before
 // it has passed through here.
-import type { ErrorObject, ValidateFunction } from 'ajv';
-import { kernelAjv } from '../schema.ts';
+import type { ValidateFunction } from 'ajv';
+import { escapePointer, kernelAjv, pointerOf } from '../schema.ts';
 import { CarapaceError } from '../errors.ts';
 
 export const PROTOCOL_VERSION = 1;
@@ -130,21 +130,6 @@ export const validateReqFrame = ajv.compile<ReqFrame>(reqFrameSchema);
 export const validateResFrame = ajv.compile<ResFrame>(resFrameSchema);
 export const validateEventFrame = ajv.compile<EventFrame>(eventFrameSchema);
 export const validateConnectParams = ajv.compile<ConnectParams>(connectParamsSchema);
-
-/** The JSON pointer of ajv's first error, pointing at the offending member itself where ajv knows it. */
-export function pointerOf(err: ErrorObject): string {
-  if (err.keyword === 'additionalProperties') {
-    return `${err.instancePath}/${escapePointer((err.params as { additionalProperty: string }).additionalProperty)}`;
-  }
-  if (err.keyword === 'required') {
-    return `${err.instancePath}/${escapePointer((err.params as { missingProperty: string }).missingProperty)}`;
-  }
-  return err.instancePath;
-}
-
-function escapePointer(key: string): string {
-  return key.replace(/~/g, '~0').replace(/\//g, '~1');
-}
 
 /** Validate with a compiled validator; throw INVALID_REQUEST naming the first problem's pointer. */
 export function check<T>(validate: ValidateFunction<T>, value: unknown, base = ''): T {

@@ -1,5 +1,5 @@
 import type { ErrorObject } from 'ajv';
-import { kernelAjv } from '../schema.ts';
+import { kernelAjv, pointerOf } from '../schema.ts';
 import { CarapaceError } from '../errors.ts';
 import type { InboundMessage, OutboundMessage } from '../plugin-api.ts';
 
@@ -79,9 +79,7 @@ const checkInbound = ajv.compile<InboundMessage>(inboundSchema);
 const checkOutbound = ajv.compile<OutboundMessage>(outboundSchema);
 
 function refusal(what: string, err: ErrorObject): CarapaceError {
-  const pointer = err.keyword === 'additionalProperties'
-    ? `${err.instancePath}/${(err.params as { additionalProperty: string }).additionalProperty}`
-    : err.instancePath || '/';
+  const pointer = pointerOf(err) || '/';
   const message = err.keyword === 'additionalProperties' ? 'unknown key' : err.message ?? 'invalid';
   return new CarapaceError('INVALID_REQUEST', `${what} ${pointer}: ${message}`, { pointer });
 }

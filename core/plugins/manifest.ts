@@ -4,7 +4,7 @@
 // between "checked" and "loaded" for a file to change.
 
 import { Ajv } from 'ajv';
-import { kernelAjv } from '../schema.ts';
+import { kernelAjv, pointerOf } from '../schema.ts';
 import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -89,12 +89,12 @@ export function parseManifest(text: string): Manifest {
   }
   if (!validateManifestShape(raw)) {
     const e = validateManifestShape.errors![0];
-    const pointer = e.instancePath + (e.keyword === 'additionalProperties' ? `/${(e.params as { additionalProperty: string }).additionalProperty}` : '');
+    const pointer = pointerOf(e);
     const id = typeof (raw as { id?: unknown })?.id === 'string' ? (raw as { id: string }).id : undefined;
     throw new PluginRefusedError('schema', `manifest schema error at "${pointer}": ${e.message}`, { pointer, pluginId: id });
   }
   const m = raw as unknown as Manifest;
-  if (!(m.entry in m.files)) {
+  if (!Object.hasOwn(m.files, m.entry)) {
     throw new PluginRefusedError('schema', `manifest schema error at "/entry": entry ${m.entry} is not listed in files`, { pointer: '/entry', pluginId: m.id });
   }
   if (m.config !== undefined) {
@@ -257,7 +257,7 @@ export function readVerifiedFiles(m: Manifest, dir: string, ignore: readonly str
   if (unsafe.length) {
     throw new PluginRefusedError('file-not-listed', `plugin ${m.id}: ${unsafe[0]} is a symlink or special file; only listed regular files are loadable`, { pluginId: m.id, details: { file: unsafe[0] } });
   }
-  const extra = files.filter((f) => !(f in m.files) && !ignore.includes(f));
+  const extra = files.filter((f) => !Object.hasOwn(m.files, f) && !ignore.includes(f));
   if (extra.length) {
     throw new PluginRefusedError('file-not-listed', `plugin ${m.id}: file ${extra[0]} is not listed in the manifest's files`, { pluginId: m.id, details: { file: extra[0], extra } });
   }

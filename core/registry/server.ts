@@ -482,6 +482,9 @@ export async function createRegistryServer(opts: RegistryServerOptions): Promise
     const check = opts.verifier.verifyManifest(manifest, fromB64(registered.public_key, 32)!);
     if (!check.ok) fail(check.reason === 'schema' ? 'INVALID_REQUEST' : 'FORBIDDEN', check.message, { reason: check.reason });
     const m = check.manifest;
+    // manifest.md: a scoped id names its publisher; nobody else may publish under it.
+    const scope = /^@([^/]+)\//.exec(m.id)?.[1];
+    if (scope !== undefined && scope !== user) fail('FORBIDDEN', `${m.id} is in the @${scope} scope; @${user} can publish unscoped names or @${user}/...`, { reason: 'scope-not-owned' });
     for (const [path, digest] of Object.entries(m.files)) {
       const bytes = byPath.get(path);
       if (!bytes) fail('INVALID_REQUEST', `${path} is listed in plugin.json files but missing from the release`, { reason: 'file-missing' });

@@ -21,3 +21,9 @@ test('a non-Carapace error becomes INTERNAL on the wire with no message or stack
     details: { missingScope: 'operator.admin' },
   });
 });
+
+test('UNAVAILABLE always carries details.retryable on the wire (protocol.md), true unless the thrower says otherwise', () => {
+  assert.deepEqual(new CarapaceError('UNAVAILABLE', 'busy').toWire(), { code: 'UNAVAILABLE', message: 'busy', details: { retryable: true } });
+  assert.deepEqual(new CarapaceError('UNAVAILABLE', 'no model', { retryable: false, hint: 'x' }).toWire(), { code: 'UNAVAILABLE', message: 'no model', details: { retryable: false, hint: 'x' } });
+  assert.deepEqual(new CarapaceError('NOT_FOUND', 'gone').toWire(), { code: 'NOT_FOUND', message: 'gone' });
+});

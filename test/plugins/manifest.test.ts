@@ -62,6 +62,25 @@ test('an unknown manifest member is a schema error naming its JSON pointer', (t)
   refusal(() => verifyPlugin(p.manifestText, p.dir, opts({ granted: ['net:a.com:443'] })), 'schema', /"\/permissions\/sudo"/);
 });
 
+test('a missing member is a schema error at its own pointer', (t) => {
+  const { pub, opts } = setup(t);
+  const p = makePlugin(CODE, { id: 'noversion' }, pub.kp);
+  t.after(p.cleanup);
+  const { version: _v, ...rest } = JSON.parse(p.manifestText);
+  refusal(() => verifyPlugin(JSON.stringify(signManifest(rest, pub.kp)), p.dir, opts()), 'schema', /schema error at "\/version": must have required property 'version'/);
+});
+
+test('files named after Object.prototype members are not taken for listed ones', (t) => {
+  const { pub, opts } = setup(t);
+  const p = makePlugin(CODE, { id: 'protoname' }, pub.kp);
+  t.after(p.cleanup);
+  writeFileSync(join(p.dir, 'constructor'), 'x');
+  refusal(() => verifyPlugin(p.manifestText, p.dir, opts()), 'file-not-listed', /file constructor is not listed/);
+  const q = makePlugin(CODE, { id: 'protoentry', entry: 'toString' }, pub.kp);
+  t.after(q.cleanup);
+  refusal(() => verifyPlugin(q.manifestText, q.dir, opts()), 'schema', /"\/entry"/);
+});
+
 test('an entry not listed in files is a schema error at /entry', (t) => {
   const { pub, opts } = setup(t);
   const p = makePlugin(CODE, { id: 'noentry', entry: 'main.js' }, pub.kp);

@@ -271,3 +271,17 @@ test('a yanked plugin version is marked in the signed index and is not chosen as
   assert.equal(index.latest, '1.0.0');
   assert.equal(chooseVersion(index), '1.0.0');
 });
+
+test('a scoped id belongs to its publisher: @alice/... is hers, and bob cannot publish under it', async () => {
+  const bobToken = server.store.mintToken('bob');
+  const bob = generateKeyPair();
+  assert.equal((await registerKey(bob, bobToken)).status, 200);
+  const squat = await publish(release('@alice/squatted', '1.0.0', { kp: bob }), bobToken);
+  assert.equal(squat.status, 403);
+  const body = (await squat.json()) as { message: string; details: { reason: string } };
+  assert.equal(body.details.reason, 'scope-not-owned');
+  assert.match(body.message, /@alice scope/);
+  assert.equal((await fetch(`${url}/api/v1/carapace/plugins/@alice/squatted`)).status, 404, 'nothing was published');
+  assert.equal((await publish(release('@bob/own-tool', '1.0.0', { kp: bob }), bobToken)).status, 201);
+  assert.equal((await publish(release('@alice/own-tool', '1.0.0'))).status, 201);
+});
