@@ -1,5 +1,6 @@
 // The bus methods of the agent runtime (protocol.md "Methods"): chat, sessions,
 // tools and the plugin list. Each handler validates, checks, and delegates.
+import { randomUUID } from 'node:crypto';
 import type { KernelContext } from '../kernel.ts';
 import type { Caller, MethodRegistry } from '../bus/types.ts';
 import type { AgentService } from '../agent/service.ts';
@@ -41,9 +42,16 @@ export function registerAgentMethods(deps: AgentMethodsDeps): void {
     },
     handler(params, caller) {
       checkSessionKey(params.sessionKey);
-      const receipt = agent.send({ text: params.text, sessionKey: params.sessionKey, agentId: params.agentId });
-      followRun(receipt.runId, caller);
-      return { runId: receipt.runId, sessionKey: receipt.sessionKey };
+      // Followed before it is sent: the run emits `queued` (and often `start`) before send returns.
+      const runId = randomUUID();
+      const unfollow = followRun(runId, caller);
+      try {
+        const receipt = agent.send({ text: params.text, sessionKey: params.sessionKey, agentId: params.agentId, runId });
+        return { runId: receipt.runId, sessionKey: receipt.sessionKey };
+      } catch (err) {
+        unfollow();
+        throw err;
+      }
     },
     // A client that lost its connection retries with the same key: the run goes on, and its events now go to the new connection.
     replayed(result, caller) {
@@ -52,10 +60,12 @@ export function registerAgentMethods(deps: AgentMethodsDeps): void {
   });
 
   /** Stream a run's events to the caller that started (or re-attached to) it, until it disconnects. */
-  function followRun(runId: string, caller: Caller): void {
+  function followRun(runId: string, caller: Caller): () => void {
     const emit = (ev: AgentEvent) => caller.emit('agent', ev);
+    const unfollow = () => deps.runCallers.get(runId) === emit && deps.runCallers.delete(runId);
     deps.runCallers.set(runId, emit);
-    caller.signal.addEventListener('abort', () => deps.runCallers.get(runId) === emit && deps.runCallers.delete(runId), { once: true });
+    caller.signal.addEventListener('abort', unfollow, { once: true });
+    return unfollow;
   }
 
   methods.register<{ sessionKey: string; limit?: number; before?: number }>('chat.history', {

@@ -70,6 +70,20 @@ test('the transcript of a chat survives a gateway restart', async (t) => {
   assert.match(sent, /favourite colour is teal/, 'the earlier turn was in the context after the restart');
 });
 
+test('the chat.send caller receives every agent event of its run from seq 0: queued, start, the reply, end', async (t) => {
+  const { home, fake } = await gatewayWithFake(t);
+  fake.push({ text: 'Hi.' });
+  const client = (await connectOwner(home.paths))!;
+  t.after(() => client.close());
+  const events: { runId: string; seq: number; stream: string; data: { phase?: string } }[] = [];
+  client.on('agent', (ev) => events.push(ev as (typeof events)[number]));
+  const sent = await client.request<{ runId: string }>('chat.send', { text: 'hello', idempotencyKey: 'all-events' });
+  await until('the end of the run', () => events.find((e) => e.data.phase === 'end'));
+  const mine = events.filter((e) => e.runId === sent.runId);
+  assert.deepEqual(mine.map((e) => e.seq), mine.map((_, i) => i), 'no event is missing');
+  assert.deepEqual(mine.filter((e) => e.stream === 'lifecycle').map((e) => e.data.phase), ['queued', 'start', 'end']);
+});
+
 test('a chat.send retried on a new connection after a drop returns the same run and streams its events to the new connection', async (t) => {
   const { home, fake } = await gatewayWithFake(t);
   fake.push({ hang: true }); // the run stays in the provider until it is aborted
