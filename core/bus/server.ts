@@ -22,6 +22,9 @@ const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
 // is computed at the first socket it goes to and reused for the others. (The broker
 // never changes a message after publishing it.)
 const messageJson = new WeakMap<object, string>();
+// Once dropped, a slow consumer gets nothing more; what is already queued (at most
+// the send buffer) and then the 1013 close reach it if it reads again within this.
+const SLOW_CONSUMER_GRACE_MS = 5_000;
 function payloadJson(event: string, payload: unknown): string {
   if (event !== 'bus.message' || payload === null || typeof payload !== 'object') return JSON.stringify(payload ?? {});
   let json = messageJson.get(payload);
@@ -139,7 +142,7 @@ function buildBus(ctx: KernelContext, registry: ServiceRegistry, options: BusOpt
     if (c.closed || c.ws.readyState !== c.ws.OPEN) return;
     if (c.ws.bufferedAmount > limits.sendBufferBytes) {
       // A consumer that does not read must not grow our memory without bound.
-      closeConn(c, 1013, 'slow consumer', true);
+      closeConn(c, 1013, 'slow consumer', SLOW_CONSUMER_GRACE_MS);
       log.warn('dropped a slow bus consumer', { deviceId: c.deviceId, ip: c.ip, buffered: c.ws.bufferedAmount });
       return;
     }
@@ -164,7 +167,7 @@ function buildBus(ctx: KernelContext, registry: ServiceRegistry, options: BusOpt
     send(c, eventFrameJson(event, json, c.seq++));
   }
 
-  function closeConn(c: Conn, code: number, reason: string, hard = false): void {
+  function closeConn(c: Conn, code: number, reason: string, graceMs = 250): void {
     if (c.closed) return;
     c.closed = true;
     if (c.timer) clearTimeout(c.timer);
@@ -174,7 +177,7 @@ function buildBus(ctx: KernelContext, registry: ServiceRegistry, options: BusOpt
       // already closing
     }
     // A peer that does not read would keep the closing handshake open for 30 s.
-    const t = setTimeout(() => c.ws.terminate(), hard ? 0 : 250);
+    const t = setTimeout(() => c.ws.terminate(), graceMs);
     t.unref();
   }
 

@@ -8,6 +8,7 @@ import { startBus, RawSocket, connectParams, generateKeyPair, type BusEnv, type 
 import type { BusClient } from '../../core/client/client.ts';
 import type { BusLimits } from '../../core/bus/limits.ts';
 import type { KeyPair } from '../../core/identity/keys.ts';
+import { until } from '../helpers/wait.ts';
 
 interface Arena {
   env: BusEnv;
@@ -367,14 +368,19 @@ test('10 failed handshakes in a minute lock the address out: RATE_LIMITED with r
   assert.ok(res.error!.details.retryAfterMs > 4 * 60_000);
 });
 
-test('a client that never reads is dropped once its send buffer passes the limit', async (t) => {
+test('a client that never reads is dropped once its send buffer passes the limit, and sees close code 1013 if it reads again', async (t) => {
   const a = await arena(t, { sendBufferBytes: 1024 * 1024 });
   const s = await a.authed(a.env.owner, ['operator.read']);
   assert.equal((await s.request('sub', 'bus.subscribe', { topics: ['device.>'] }))?.ok, true);
   (s.ws as unknown as { _socket: { pause(): void } })._socket.pause();
   const blob = 'x'.repeat(32 * 1024);
-  for (let i = 0; i < 600 && (a.env.bus.status!() as { sockets: number }).sockets > 1; i++) {
-    await a.good.publish('device.flood', blob);
-  }
-  assert.equal((a.env.bus.status!() as { sockets: number }).sockets, 1, 'the slow consumer was dropped');
+  const closed = new Promise<number>((resolve) => s.ws.once('close', (code: number) => resolve(code)));
+  let dropped = false;
+  a.env.gw.ctx.logHub.listen((r) => (dropped ||= r.msg === 'dropped a slow bus consumer'));
+  for (let i = 0; i < 600 && !dropped; i++) await a.good.publish('device.flood', blob);
+  assert.ok(dropped, 'the slow consumer was dropped');
+  // It reads again: what was queued before the drop, then the close code the spec names.
+  (s.ws as unknown as { _socket: { resume(): void } })._socket.resume();
+  assert.equal(await closed, 1013);
+  await until('the connection gone', () => (a.env.bus.status!() as { sockets: number }).sockets === 1);
 });
