@@ -4,7 +4,7 @@ import { CarapaceError } from '../errors.ts';
 import { connectPayload, helloPayload } from './signing.ts';
 import { deviceIdOf, fromB64, sign, verify, type KeyPair } from '../identity/keys.ts';
 import { check, validateConnectParams, PROTOCOL_VERSION, type ConnectParams } from './frames.ts';
-import { hasScope, type DeviceRecord, type DeviceStore, type PairingRequest } from './devices.ts';
+import { hasScope, scopesForRole, type DeviceRecord, type DeviceStore, type PairingRequest } from './devices.ts';
 import type { Clock } from '../clock.ts';
 
 export const SIGNED_AT_SKEW_MS = 60_000;
@@ -82,7 +82,9 @@ function run(rawParams: unknown, nonce: string, nonceUnused: boolean, deps: Hand
     }
   }
   if (p.role !== device.role) throw new CarapaceError('FORBIDDEN', `this device is paired as ${device.role}, not ${p.role}`, { role: p.role, grantedRole: device.role });
-  const missing = p.scopes.find((s) => !hasScope(device.scopes, s));
+  // A name no role has is granted to nobody, admin included (admin implies the real ones only).
+  const known = scopesForRole(device.role);
+  const missing = p.scopes.find((s) => !known.includes(s) || !hasScope(device.scopes, s));
   if (missing) throw new CarapaceError('FORBIDDEN', `scope ${missing} was not granted to this device`, { missingScope: missing });
 
   const scopes = [...p.scopes].sort();

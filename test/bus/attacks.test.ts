@@ -155,6 +155,14 @@ test('scopes the device was not granted are refused even when signed: FORBIDDEN 
   assert.equal(res.error!.details.missingScope, 'operator.admin');
 });
 
+test('a scope name no role has is refused even for the owner, whose admin scope implies only the real ones', async (t) => {
+  const a = await arena(t);
+  const s = a.raw();
+  const res = await refusedHandshake(s, connectParams(await s.challenge(), { key: a.env.owner, scopes: ['operator.read', 'operator.foo'] }));
+  assert.equal(res.error!.code, 'FORBIDDEN');
+  assert.equal(res.error!.details.missingScope, 'operator.foo');
+});
+
 test('scopes added after signing break the signature', async (t) => {
   const a = await arena(t);
   const key = await a.paired(['operator.read']);
