@@ -189,6 +189,8 @@ function buildBus(ctx: KernelContext, registry: ServiceRegistry, options: BusOpt
       const n = (unauthByIp.get(c.ip) ?? 1) - 1;
       if (n <= 0) unauthByIp.delete(c.ip);
       else unauthByIp.set(c.ip, n);
+    } else {
+      announcePresence(c);
     }
     c.abort.abort();
     for (const off of c.subscriptions.values()) off();
@@ -214,6 +216,13 @@ function buildBus(ctx: KernelContext, registry: ServiceRegistry, options: BusOpt
       for (const c of conns) if (c.authed && c.role === 'operator' && hasScope(c.scopes, scope)) emitJson(c, event, (json ??= JSON.stringify(payload ?? {})));
     },
   };
+
+  /** protocol.md `presence`: a device's sockets came or went; `online` while it has any. */
+  function announcePresence(c: Conn): void {
+    let connections = 0;
+    for (const o of conns) if (o.authed && !o.closed && o.deviceId === c.deviceId) connections++;
+    fanout.broadcast('presence', { deviceId: c.deviceId, role: c.role, online: connections > 0, connections, ts: ctx.clock.now() }, 'operator.read');
+  }
 
   function handshake(c: Conn, id: string, params: unknown): void {
     const wait = limiter.lockedFor(sourcesOf(c));
@@ -262,6 +271,7 @@ function buildBus(ctx: KernelContext, registry: ServiceRegistry, options: BusOpt
     setReceiverMax(c.ws, ctx.config.current.gateway.maxPayload);
     devices.touch(result.device.id);
     send(c, resOk(id, result.hello));
+    announcePresence(c);
     log.info('bus device connected', { deviceId: result.device.id, role: result.role, ip: c.ip, viaInvite: result.viaInvite });
   }
 

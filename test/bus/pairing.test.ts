@@ -207,3 +207,27 @@ test('the owner key is always paired and cannot be revoked', async (t) => {
   const e = await refused(owner.request('devices.revoke', { deviceId: env.owner.id }));
   assert.equal(e.code, 'CONFLICT');
 });
+
+test('operators hear presence: a device coming online and going offline, counted by its sockets', async (t) => {
+  const env = await startBus();
+  t.after(() => env.stop());
+  const owner = await env.ownerClient();
+  const heard: { deviceId: string; role: string; online: boolean; connections: number; ts: number }[] = [];
+  owner.on('presence', (p) => void heard.push(p as (typeof heard)[number]));
+  const key = generateKeyPair();
+  const err = await refused(env.client(key, { scopes: ['operator.read'] }).connect());
+  await owner.request('devices.approve', { code: err.details!.code, scopes: ['operator.read'] });
+  assert.equal(heard.filter((p) => p.deviceId === key.id).length, 0, 'a refused handshake is not presence');
+  const first = env.client(key, { scopes: ['operator.read'] });
+  await first.connect();
+  const second = env.client(key, { scopes: ['operator.read'] });
+  await second.connect();
+  await until('two arrivals', () => heard.filter((p) => p.deviceId === key.id).length === 2);
+  first.close();
+  await until('one departure', () => heard.filter((p) => p.deviceId === key.id).length === 3);
+  second.close();
+  await until('the last departure', () => heard.filter((p) => p.deviceId === key.id).length === 4);
+  const mine = heard.filter((p) => p.deviceId === key.id);
+  assert.deepEqual(mine.map((p) => [p.online, p.connections]), [[true, 1], [true, 2], [true, 1], [false, 0]]);
+  assert.ok(mine.every((p) => p.role === 'operator' && typeof p.ts === 'number'));
+});
