@@ -18,13 +18,14 @@ import { resolveAgent } from './bindings.ts';
 // Authentication, either:
 //   Authorization: Bearer <secret>
 //   X-Carapace-Signature: sha256=<hex HMAC-SHA256(secret, raw body)>
-//     plus X-Carapace-Timestamp: Unix time in ms (seconds accepted) within ±5 min.
-// Both compared in constant time. config.md fixes the MAC to the raw body, so the
-// timestamp is not covered by it: a signed body is therefore also remembered for
-// the window and a second delivery of the same signature inside it is refused as
-// a replay. Senders that retry should send an `id`: a repeated id answers 200 with
-// the first runId (ids are kept in hook_requests, which this module owns), and is
-// what makes replays harmless beyond the window.
+//     optionally with X-Carapace-Timestamp: Unix time in ms (seconds accepted).
+// Both compared in constant time. config.md fixes the MAC to the raw body and asks
+// for nothing more, so a captured request could be sent again: a signed body is
+// accepted once. Without a timestamp its signature is kept in hook_requests for
+// good (the same text again needs another body: an `id`); with one, the request
+// must be within ±5 min and its signature is remembered for that window. Senders
+// that retry should send an `id`: a repeated id answers 200 with the first runId
+// (ids are kept in hook_requests, which this module owns).
 //
 // Body: JSON `{"text": "...", "id": "<optional idempotency id>"}`, at most 64 KiB.
 // Answers 202 {runId}; 401 wrong/missing auth (details.reason); 404 unknown hook;
@@ -82,7 +83,7 @@ export function createHooksService(deps: HooksDeps): Service {
     return true;
   }
 
-  function authenticate(req: FastifyRequest, raw: Buffer, secret: string): { signature?: string } {
+  function authenticate(req: FastifyRequest, raw: Buffer, secret: string): { signature?: string; timestamped?: boolean } {
     const auth = req.headers.authorization;
     if (typeof auth === 'string') {
       const m = /^Bearer (.+)$/.exec(auth);
@@ -94,12 +95,14 @@ export function createHooksService(deps: HooksDeps): Service {
     const m = /^sha256=([0-9a-fA-F]{64})$/.exec(sig);
     const mac = createHmac('sha256', secret).update(raw).digest();
     if (!m || !timingSafeEqual(Buffer.from(m[1], 'hex'), mac)) throw unauthorized('signature', 'signature does not match the body');
+    const signature = m[1].toLowerCase();
     const tsHeader = req.headers['x-carapace-timestamp'];
+    if (tsHeader === undefined) return { signature, timestamped: false };
     const ts = typeof tsHeader === 'string' && /^\d{1,16}$/.test(tsHeader) ? Number(tsHeader) : NaN;
-    if (!Number.isFinite(ts)) throw unauthorized('stale', 'a signed request needs X-Carapace-Timestamp (Unix ms)');
+    if (!Number.isFinite(ts)) throw unauthorized('stale', 'X-Carapace-Timestamp must be Unix time in ms (or s)');
     const tsMs = ts < 1e11 ? ts * 1000 : ts;
     if (Math.abs(deps.clock.now() - tsMs) > REPLAY_WINDOW_MS) throw unauthorized('stale', 'X-Carapace-Timestamp is outside the 5-minute window');
-    return { signature: m[1].toLowerCase() };
+    return { signature, timestamped: true };
   }
 
   async function handle(req: FastifyRequest<{ Params: { name: string } }>, reply: FastifyReply): Promise<unknown> {
@@ -112,7 +115,7 @@ export function createHooksService(deps: HooksDeps): Service {
       throw new CarapaceError('UNAVAILABLE', 'this hook has no secret configured', { retryable: false });
     }
     const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-    const { signature } = authenticate(req, raw, secret);
+    const { signature, timestamped } = authenticate(req, raw, secret);
 
     let body: unknown;
     try {
@@ -129,9 +132,9 @@ export function createHooksService(deps: HooksDeps): Service {
       if (first) return reply.code(200).send({ runId: first.run_id, duplicate: true });
     }
     const now = deps.clock.now();
-    if (signature !== undefined && !rememberSignature(`${name}:${signature}`, now)) {
-      throw unauthorized('replayed', 'this signed request was already received');
-    }
+    const signedOnce = signature !== undefined && !timestamped ? `sig:${signature}` : null;
+    const replayed = signature !== undefined && (signedOnce ? findRun.get(name, signedOnce) !== undefined : !rememberSignature(`${name}:${signature}`, now));
+    if (replayed) throw unauthorized('replayed', 'this signed request was already received');
 
     const config = deps.config();
     const agentId = hook.agentId ?? resolveAgent(config, { channel: 'hooks', chatType: 'direct', chatId: name });
@@ -165,6 +168,7 @@ export function createHooksService(deps: HooksDeps): Service {
       deps.log.warn('webhook could not start a turn', { hook: name, err });
       throw new CarapaceError('UNAVAILABLE', 'the agent is not available; retry later', { retryable: true });
     }
+    if (signedOnce) insertRun.run(name, signedOnce, runId, now);
     deps.audit.append({ actor: `hook:${name}`, action: 'hook.run', target: sessionKey, sessionKey, data: { hook: name, runId, requestId: body.id ?? null, agentId } });
     return reply.code(202).send({ runId });
   }

@@ -21,33 +21,40 @@ async function gatewayWithHooks(t: TestContext, opts: { env?: NodeJS.ProcessEnv;
     },
   }));
   const turns: Dispatch[] = [];
-  const gw = await startGateway({
-    home: home.dir,
-    port: 0,
-    logStream: null,
-    services: [
-      (ctx) => createHooksService({
-        config: () => ctx.config.current,
-        db: ctx.db,
-        clock: ctx.clock,
-        log: ctx.log,
-        audit: ctx.audit,
-        secrets: { get: (name) => (name === 'HOOK_CI' ? SECRET : undefined) },
-        env: opts.env ?? {},
-        dispatch: (d) => {
-          if (opts.failDispatch) throw new Error('agent down');
-          turns.push(d);
-        },
-      }),
-    ],
-  });
+  const start = () =>
+    startGateway({
+      home: home.dir,
+      port: 0,
+      logStream: null,
+      services: [
+        (ctx) => createHooksService({
+          config: () => ctx.config.current,
+          db: ctx.db,
+          clock: ctx.clock,
+          log: ctx.log,
+          audit: ctx.audit,
+          secrets: { get: (name) => (name === 'HOOK_CI' ? SECRET : undefined) },
+          env: opts.env ?? {},
+          dispatch: (d) => {
+            if (opts.failDispatch) throw new Error('agent down');
+            turns.push(d);
+          },
+        }),
+      ],
+    });
+  let gw = await start();
   t.after(async () => {
     await gw.stop();
     home.cleanup();
   });
   const post = (name: string, body: string, headers: Record<string, string>) =>
     fetch(`${gw.url}/hooks/${name}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
-  return { gw, turns, post };
+  /** Stop the gateway and start a new one on the same home (what it remembers is on disk). */
+  const restart = async () => {
+    await gw.stop();
+    gw = await start();
+  };
+  return { gw, turns, post, restart };
 }
 
 const sign = (body: string, secret = SECRET) => `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
@@ -106,14 +113,29 @@ test('a signed request replayed within the window is refused', async (t) => {
   assert.equal(turns.length, 1);
 });
 
-test('a signed request with a timestamp outside five minutes (or none) is refused as stale', async (t) => {
+test('a signed request with a timestamp outside five minutes is refused as stale', async (t) => {
   const { turns, post } = await gatewayWithHooks(t);
   const body = JSON.stringify({ text: 'old news' });
   const old = await post('ci', body, signed(body, Date.now() - 6 * 60 * 1000));
-  const none = await post('ci', body, { 'x-carapace-signature': sign(body) });
-  assert.deepEqual([old.status, none.status], [401, 401]);
+  const garbled = await post('ci', body, { ...signed(body), 'x-carapace-timestamp': 'yesterday' });
+  assert.deepEqual([old.status, garbled.status], [401, 401]);
   assert.equal(((await old.json()) as { error: { details: { reason: string } } }).error.details.reason, 'stale');
   assert.equal(turns.length, 0);
+});
+
+test('a request signed as config.md says (the signature header alone) starts a turn once; the same signed body again is a replay, also after a restart', async (t) => {
+  const { turns, post, restart } = await gatewayWithHooks(t);
+  const body = JSON.stringify({ text: 'deploy finished' });
+  const first = await post('ci', body, { 'x-carapace-signature': sign(body) });
+  assert.equal(first.status, 202);
+  assert.match(((await first.json()) as { runId: string }).runId, /^run_/);
+  await restart();
+  const again = await post('ci', body, { 'x-carapace-signature': sign(body) });
+  assert.equal(again.status, 401);
+  assert.equal(((await again.json()) as { error: { details: { reason: string } } }).error.details.reason, 'replayed');
+  const other = JSON.stringify({ text: 'deploy finished', id: 'deploy-2' });
+  assert.equal((await post('ci', other, { 'x-carapace-signature': sign(other) })).status, 202, 'another body is another request');
+  assert.equal(turns.length, 2);
 });
 
 test('a repeated id answers 200 with the first runId and starts no second turn', async (t) => {
