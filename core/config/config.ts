@@ -183,17 +183,36 @@ export function getPath(value: unknown, parts: string[]): unknown {
   return cur;
 }
 
-/** A copy of `root` with `value` set at `parts` (intermediate objects created). */
+/**
+ * A copy of `root` with `value` set at `parts` (intermediate objects created).
+ * Arrays are stepped into by index (`agents.list.1.maxSteps`); an index may be
+ * one past the end to append, and unsetting an element removes it.
+ */
 export function setPath(root: Record<string, unknown>, parts: string[], value: unknown): Record<string, unknown> {
   if (parts.length === 0) throw new ConfigError('', 'cannot replace the whole config');
   const copy = structuredClone(root);
-  let cur: Record<string, unknown> = copy;
-  for (const p of parts.slice(0, -1)) {
-    if (!isPlainObject(cur[p])) cur[p] = {};
-    cur = cur[p] as Record<string, unknown>;
+  let cur: Record<string, unknown> | unknown[] = copy;
+  const indexIn = (arr: unknown[], p: string, i: number): number => {
+    const n = /^(0|[1-9]\d*)$/.test(p) ? Number(p) : -1;
+    if (n < 0 || n > arr.length) throw new ConfigError('/' + parts.slice(0, i).join('/'), `${p} is not an index of this list (0..${arr.length})`);
+    return n;
+  };
+  for (const [i, p] of parts.slice(0, -1).entries()) {
+    if (Array.isArray(cur)) {
+      const n = indexIn(cur, p, i);
+      if (!isPlainObject(cur[n]) && !Array.isArray(cur[n])) cur[n] = {};
+      cur = cur[n] as Record<string, unknown> | unknown[];
+    } else {
+      if (!isPlainObject(cur[p]) && !Array.isArray(cur[p])) cur[p] = {};
+      cur = cur[p] as Record<string, unknown> | unknown[];
+    }
   }
   const last = parts[parts.length - 1];
-  if (value === undefined) delete cur[last];
+  if (Array.isArray(cur)) {
+    const n = indexIn(cur, last, parts.length - 1);
+    if (value === undefined) cur.splice(n, 1);
+    else cur[n] = value;
+  } else if (value === undefined) delete cur[last];
   else cur[last] = value;
   return copy;
 }

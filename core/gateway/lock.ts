@@ -44,8 +44,22 @@ function readPid(path: string): number | null {
 /**
  * Take run/lock for this process's lifetime: created exclusively (O_EXCL), so two
  * gateways on one home can never both win. A lock left by a dead process is taken over.
+ * `waitMs`: a CLI verb holding it for a moment is waited for that long; a gateway never is.
  */
-export function acquireLock(paths: HomePaths): () => void {
+export function acquireLock(paths: HomePaths, opts: { waitMs?: number } = {}): () => void {
+  const deadline = Date.now() + (opts.waitMs ?? 0);
+  for (;;) {
+    try {
+      return takeLock(paths);
+    } catch (err) {
+      const holder = err instanceof LockError ? err.holderPid : null;
+      if (holder === null || Date.now() >= deadline || readRunInfo(paths)?.pid === holder) throw err;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+    }
+  }
+}
+
+function takeLock(paths: HomePaths): () => void {
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fd = openSync(paths.lock, 'wx', 0o600);
@@ -59,7 +73,9 @@ export function acquireLock(paths: HomePaths): () => void {
       const holder = readPid(paths.lock);
       if (holder !== null && holder !== process.pid && pidAlive(holder)) {
         throw new LockError(
-          `another gateway (pid ${holder}) is already running on ${paths.root}; stop it first or use a different --home`,
+          readRunInfo(paths)?.pid === holder
+            ? `another gateway (pid ${holder}) is already running on ${paths.root}; stop it first or use a different --home`
+            : `another carapace process (pid ${holder}: a gateway starting, or a command changing this home) holds ${paths.lock}; try again in a moment`,
           holder,
         );
       }

@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import { tempHome } from '../helpers/home.ts';
 import { runCli } from '../helpers/cli.ts';
 import { spawnGateway } from '../helpers/gateway.ts';
-import { validateConfig, ConfigError, loadConfig, resolveEnvRef } from '../../core/config/config.ts';
+import { validateConfig, ConfigError, loadConfig, resolveEnvRef, setPath, splitPath } from '../../core/config/config.ts';
 
 function writeConfig(dir: string, text: string): string {
   mkdirSync(dir, { recursive: true });
@@ -122,4 +122,23 @@ test('${ENV} references resolve from the environment at use, not at load', (t) =
   assert.equal(config.providers.openai.apiKey, '${MY_KEY}');
   assert.equal(resolveEnvRef(config.providers.openai.apiKey, { MY_KEY: 'k-123' }), 'k-123');
   assert.equal(resolveEnvRef('plain', {}), 'plain');
+});
+
+test('setPath steps into lists by index: set, append one past the end, unset removes; other indexes are refused naming the list', () => {
+  const root = { agents: { list: [{ id: 'main' }, { id: 'work' }] } };
+  assert.deepEqual(setPath(root, splitPath('agents.list.1.maxSteps'), 5), { agents: { list: [{ id: 'main' }, { id: 'work', maxSteps: 5 }] } });
+  assert.deepEqual(setPath(root, splitPath('/agents/list/2'), { id: 'ops' }).agents, { list: [{ id: 'main' }, { id: 'work' }, { id: 'ops' }] });
+  assert.deepEqual(setPath(root, splitPath('agents.list.0'), undefined).agents, { list: [{ id: 'work' }] });
+  assert.throws(() => setPath(root, splitPath('agents.list.3.id'), 'x'), (err: ConfigError) => err.path === '/agents/list' && /not an index of this list \(0\.\.2\)/.test(err.message));
+  assert.throws(() => setPath(root, splitPath('agents.list.first.id'), 'x'), ConfigError);
+  assert.deepEqual(root.agents.list, [{ id: 'main' }, { id: 'work' }], 'the input is not changed');
+});
+
+test('offline config sets run at the same time all land: each takes the home lock before reading', async (t) => {
+  const home = tempHome('cfg-race');
+  t.after(home.cleanup);
+  const runs = await Promise.all([0, 1, 2, 3, 4, 5].map((i) => runCli(['config', 'set', `channels.c${i}.enabled`, 'false'], { home: home.dir })));
+  assert.deepEqual(runs.map((r) => r.code), [0, 0, 0, 0, 0, 0], runs.map((r) => r.stderr).join('\n'));
+  const channels = JSON.parse(readFileSync(home.paths.config, 'utf8')).channels;
+  assert.deepEqual(Object.keys(channels).sort(), ['c0', 'c1', 'c2', 'c3', 'c4', 'c5']);
 });

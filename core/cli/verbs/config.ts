@@ -52,17 +52,18 @@ async function change(io: CliIO, path: string, value: unknown): Promise<void> {
     }
     return;
   }
-  const loaded = load(io);
-  let next: Record<string, unknown>;
-  try {
-    next = setPath(loaded.raw, splitPath(path), value);
-  } catch (err) {
-    if (err instanceof ConfigError) throw new CliError(err.message);
-    throw err;
-  }
   ensureHome(io.paths);
-  const release = readRunInfo(io.paths) ? () => {} : acquireLock(io.paths);
+  // Locked before reading: two offline sets at once would each write what they read.
+  const release = acquireLock(io.paths, { waitMs: 5_000 });
   try {
+    const loaded = load(io);
+    let next: Record<string, unknown>;
+    try {
+      next = setPath(loaded.raw, splitPath(path), value);
+    } catch (err) {
+      if (err instanceof ConfigError) throw new CliError(err.message);
+      throw err;
+    }
     try {
       saveConfig(io.paths.config, next);
     } catch (err) {
