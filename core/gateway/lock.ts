@@ -47,47 +47,57 @@ function readPid(path: string): number | null {
  * `waitMs`: a CLI verb holding it for a moment is waited for that long; a gateway never is.
  */
 export function acquireLock(paths: HomePaths, opts: { waitMs?: number } = {}): () => void {
+  const gateway = (holder: number) => readRunInfo(paths)?.pid === holder;
+  return holdLockFile(paths.lock, {
+    waitMs: opts.waitMs,
+    waitFor: (holder) => !gateway(holder),
+    busy: (holder) =>
+      gateway(holder)
+        ? `another gateway (pid ${holder}) is already running on ${paths.root}; stop it first or use a different --home`
+        : `another carapace process (pid ${holder}: a gateway starting, or a command changing this home) holds ${paths.lock}; try again in a moment`,
+  });
+}
+
+/**
+ * An exclusive lock file holding its owner's pid (O_EXCL; a dead owner's is taken
+ * over). A live holder is waited for up to `waitMs` (while `waitFor` says so), then
+ * refused with `busy`'s message.
+ */
+export function holdLockFile(file: string, opts: { waitMs?: number; waitFor?: (holder: number) => boolean; busy: (holder: number) => string }): () => void {
   const deadline = Date.now() + (opts.waitMs ?? 0);
   for (;;) {
     try {
-      return takeLock(paths);
+      return takeLockFile(file, opts.busy);
     } catch (err) {
       const holder = err instanceof LockError ? err.holderPid : null;
-      if (holder === null || Date.now() >= deadline || readRunInfo(paths)?.pid === holder) throw err;
+      if (holder === null || Date.now() >= deadline || opts.waitFor?.(holder) === false) throw err;
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
     }
   }
 }
 
-function takeLock(paths: HomePaths): () => void {
+function takeLockFile(file: string, busy: (holder: number) => string): () => void {
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      const fd = openSync(paths.lock, 'wx', 0o600);
+      const fd = openSync(file, 'wx', 0o600);
       writeSync(fd, `${process.pid}\n`);
       closeSync(fd);
       return () => {
-        if (readPid(paths.lock) === process.pid) unlinkSync(paths.lock);
+        if (readPid(file) === process.pid) unlinkSync(file);
       };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const holder = readPid(paths.lock);
-      if (holder !== null && holder !== process.pid && pidAlive(holder)) {
-        throw new LockError(
-          readRunInfo(paths)?.pid === holder
-            ? `another gateway (pid ${holder}) is already running on ${paths.root}; stop it first or use a different --home`
-            : `another carapace process (pid ${holder}: a gateway starting, or a command changing this home) holds ${paths.lock}; try again in a moment`,
-          holder,
-        );
-      }
+      const holder = readPid(file);
+      if (holder !== null && holder !== process.pid && pidAlive(holder)) throw new LockError(busy(holder), holder);
       // Stale: the holder died without cleaning up.
       try {
-        unlinkSync(paths.lock);
+        unlinkSync(file);
       } catch {
         // someone else took it over first; the next attempt decides
       }
     }
   }
-  throw new LockError(`could not take the lock ${paths.lock}`, readPid(paths.lock));
+  throw new LockError(`could not take the lock ${file}`, readPid(file));
 }
 
 export function writeRunInfo(paths: HomePaths, info: RunInfo): void {

@@ -1,11 +1,12 @@
 import nacl from 'tweetnacl';
 import { scryptSync, randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import type { HomePaths } from '../home.ts';
 import { writeFileAtomic } from '../home.ts';
 import { fromB64, b64 } from '../identity/keys.ts';
 import { registerSecretValue } from './known.ts';
 import type { SecretsSource } from './source.ts';
+import { holdLockFile } from '../gateway/lock.ts';
 
 // The encrypted secrets store (config.md): secrets.enc is one nacl secretbox over
 // the JSON map of names to values. The key is identity/secrets.key (0600), or is
@@ -45,8 +46,13 @@ function deriveKey(paths: HomePaths, kdf: SealedFile['kdf'], salt: Uint8Array | 
   }
   if (!existsSync(paths.secretsKey)) {
     const key = randomBytes(32);
-    writeFileAtomic(paths.secretsKey, b64(key) + '\n', 0o600);
-    return new Uint8Array(key);
+    try {
+      // Exclusive: of two processes making the first key, one wins and the other reads it.
+      writeFileSync(paths.secretsKey, b64(key) + '\n', { mode: 0o600, flag: 'wx' });
+      return new Uint8Array(key);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
   }
   const key = fromB64(readFileSync(paths.secretsKey, 'utf8').trim(), 32);
   if (!key) throw new SecretsError(`${paths.secretsKey} is not a 32-byte base64 key`);
@@ -95,22 +101,38 @@ export function openSecrets(paths: HomePaths, env: NodeJS.ProcessEnv = process.e
     cache = null;
   }
 
+  /** Read, change, write with the store locked: two `secrets set` at once would each write what they read. */
+  function change<T>(edit: (values: Map<string, string>) => T): T {
+    const release = holdLockFile(`${paths.secrets}.lock`, {
+      waitMs: 5_000,
+      busy: (holder) => `another carapace process (pid ${holder}) is changing the secrets store; try again in a moment`,
+    });
+    try {
+      cache = null; // what another process wrote since our last read counts
+      return edit(new Map(load()));
+    } finally {
+      release();
+    }
+  }
+
   return {
     get: (name) => load().get(name),
     names: () => [...load().keys()].sort(),
     set(name, value) {
       if (!SECRET_NAME.test(name)) throw new SecretsError(`"${name}" is not a valid secret name (letters, digits, _; not starting with a digit)`);
       if (value.length === 0) throw new SecretsError('empty value: nothing to store');
-      const values = new Map(load());
-      values.set(name, value);
-      registerSecretValue(value);
-      save(values);
+      change((values) => {
+        values.set(name, value);
+        registerSecretValue(value);
+        save(values);
+      });
     },
     remove(name) {
-      const values = new Map(load());
-      const had = values.delete(name);
-      if (had) save(values);
-      return had;
+      return change((values) => {
+        const had = values.delete(name);
+        if (had) save(values);
+        return had;
+      });
     },
   };
 }

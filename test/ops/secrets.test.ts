@@ -76,3 +76,14 @@ test('credentials in config resolve from the store or the environment, never fro
   assert.equal(resolveCredential('${MY_ENV}', store, { MY_ENV: 'from-env' }), 'from-env');
   assert.equal(resolveCredential('literal-value', store), undefined);
 });
+
+test('secrets set run many times at once, on a fresh home, keeps every secret under one key', async (t) => {
+  const home = tempHome('secrets-race');
+  t.after(home.cleanup);
+  const names = ['S0', 'S1', 'S2', 'S3', 'S4', 'S5', 'S6', 'S7'];
+  const runs = await Promise.all(names.map((n) => runCli(['secrets', 'set', n], { home: home.dir, input: `value-of-${n}` })));
+  assert.deepEqual(runs.map((r) => r.code), names.map(() => 0), runs.map((r) => r.stderr).join('\n'));
+  const store = openSecrets(home.paths, {});
+  assert.deepEqual(store.names(), names);
+  for (const n of names) assert.equal(store.get(n), `value-of-${n}`);
+});
