@@ -55,13 +55,18 @@ export function migrate(db: Db, list: readonly Migration[]): string[] {
   checkNotNewer(db, list);
   const done = new Set(appliedIds(db));
   const applied: string[] = [];
+  const recorded = db.prepare('SELECT 1 FROM schema_migrations WHERE id = ?');
   for (const m of list) {
     if (done.has(m.id)) continue;
-    db.transaction(() => {
+    // BEGIN IMMEDIATE: the write lock is held from the check on, so of two processes
+    // opening a fresh home at once (two CLI verbs), one applies and the other skips.
+    const ran = db.transaction(() => {
+      if (recorded.get(m.id)) return false;
       db.exec(m.sql);
       db.prepare('INSERT INTO schema_migrations (id, applied_at) VALUES (?, ?)').run(m.id, Date.now());
-    })();
-    applied.push(m.id);
+      return true;
+    }).immediate();
+    if (ran) applied.push(m.id);
   }
   return applied;
 }
