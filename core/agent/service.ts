@@ -253,6 +253,7 @@ export function createAgentService(ctx: KernelContext, deps: AgentServiceDeps): 
               },
             );
         running.delete(runId);
+        ctx.log.info('agent run ended', { runId, sessionKey, agentId, status: result.status, reason: result.reason, steps: result.steps, model: result.model, ms: ctx.clock.now() - now });
         resolve(result);
       }
     });

@@ -56,6 +56,9 @@ const VERBS: Record<string, VerbEntry> = {
   plugin: { summary: 'write a plugin: init KIND NAME, pack, sign --key FILE, publish --registry URL', load: () => import('./verbs/plugin.ts') },
   trust: { summary: 'list, add or remove trusted publisher keys', load: () => import('./verbs/trust.ts') },
   pairing: { summary: 'chat senders waiting for DM access: list, approve CHANNEL CODE, reject CHANNEL CODE', load: () => import('./verbs/pairing.ts') },
+  sessions: { summary: 'conversations: list, show KEY (the transcript), reset KEY', load: () => import('./verbs/sessions.ts') },
+  logs: { summary: "the gateway's log; --follow streams it, --session KEY filters", load: () => import('./verbs/logs.ts') },
+  channels: { summary: 'channels status: each channel plugin\'s state and last error, and the outbound queue', load: () => import('./verbs/channels.ts') },
 };
 
 const GLOBAL_OPTIONS: ParseArgsOptionsConfig = {

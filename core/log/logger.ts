@@ -103,7 +103,7 @@ export function createLogHub(opts: LogOptions = {}): LogHub {
 /** A logger that drops everything: for CLI verbs and tests that do not care. */
 export const silentLogger: Logger = createLogHub({ stream: null, level: 'fatal' }).logger;
 
-function formatPretty(r: LogRecord): string {
+export function formatPretty(r: LogRecord): string {
   const { time, level, msg, ...rest } = r;
   const extras = Object.entries(rest)
     .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
