@@ -1,5 +1,5 @@
 import type { ErrorObject } from 'ajv';
-import { kernelAjv } from '../schema.ts';
+import { escapePointer, kernelAjv, pointerOf } from '../schema.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { configSchema } from './schema.ts';
 import { writeFileAtomic } from '../home.ts';
@@ -104,21 +104,25 @@ export class ConfigError extends Error {
 
 const validateConfigShape = kernelAjv.compile(configSchema);
 
-function describe(err: ErrorObject): ConfigError {
-  const path = err.instancePath || '/';
-  if (err.keyword === 'additionalProperties') {
-    const key = (err.params as { additionalProperty: string }).additionalProperty;
-    return new ConfigError(`${err.instancePath}/${key}`, 'unknown key');
+function describe(errors: ErrorObject[]): ConfigError {
+  // A failed anyOf lists each branch's complaint first; for a credential, the anyOf itself says what is meant.
+  const credential = errors.find((e) => e.keyword === 'anyOf' && /apiKey|secret$/.test(e.instancePath));
+  if (credential) return new ConfigError(credential.instancePath, 'must be {"secret":"NAME"} or "${ENV_VAR}" — secrets are never written into config.json');
+  const err = errors[0];
+  if (err.keyword === 'additionalProperties') return new ConfigError(pointerOf(err), 'unknown key');
+  // A bad key under a map (providers, hooks): ajv puts the key itself on the propertyNames error that follows.
+  const names = errors.find((e) => e.keyword === 'propertyNames' && e.instancePath === err.instancePath);
+  if (names) {
+    const key = (names.params as { propertyName: string }).propertyName;
+    return new ConfigError(`${err.instancePath}/${escapePointer(key)}`, `is not an allowed name (${err.message})`);
   }
-  if (err.keyword === 'anyOf' && /apiKey|secret$/.test(path)) {
-    return new ConfigError(path, 'must be {"secret":"NAME"} or "${ENV_VAR}" — secrets are never written into config.json');
-  }
-  return new ConfigError(path, err.message ?? 'invalid');
+  const allowed = err.keyword === 'enum' ? `: ${(err.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}` : '';
+  return new ConfigError(pointerOf(err) || '/', (err.message ?? 'invalid') + allowed);
 }
 
 /** Validate a parsed config.json against the kernel schema; throws ConfigError naming the JSON path. */
 export function validateConfig(value: unknown): void {
-  if (!validateConfigShape(value)) throw describe(validateConfigShape.errors![0]);
+  if (!validateConfigShape(value)) throw describe(validateConfigShape.errors!);
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -145,7 +149,7 @@ export function parseConfigText(text: string): Record<string, unknown> {
   try {
     parsed = JSON.parse(text);
   } catch (err) {
-    throw new ConfigError('', `not valid JSON (${(err as Error).message})`);
+    throw new ConfigError('', `not valid JSON (${(err as Error).message.replace(/\s+/g, ' ')})`);
   }
   if (!isPlainObject(parsed)) throw new ConfigError('/', 'must be a JSON object');
   validateConfig(parsed);

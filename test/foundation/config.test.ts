@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import { tempHome } from '../helpers/home.ts';
 import { runCli } from '../helpers/cli.ts';
 import { spawnGateway } from '../helpers/gateway.ts';
-import { validateConfig, ConfigError, loadConfig, resolveEnvRef, setPath, splitPath } from '../../core/config/config.ts';
+import { validateConfig, ConfigError, loadConfig, parseConfigText, resolveEnvRef, setPath, splitPath } from '../../core/config/config.ts';
 
 function writeConfig(dir: string, text: string): string {
   mkdirSync(dir, { recursive: true });
@@ -111,7 +111,7 @@ test('validateConfig names the JSON path of a nested error', () => {
     () => validateConfig({ agents: { list: [{ id: 'main', maxSteps: 0 }] } }),
     (err: unknown) => err instanceof ConfigError && err.path === '/agents/list/0/maxSteps',
   );
-  assert.throws(() => validateConfig({ hooks: { ci: {} } }), (err: unknown) => err instanceof ConfigError && err.path === '/hooks/ci');
+  assert.throws(() => validateConfig({ hooks: { ci: {} } }), (err: unknown) => err instanceof ConfigError && err.path === '/hooks/ci/secret' && /required property 'secret'/.test(err.message));
 });
 
 test('${ENV} references resolve from the environment at use, not at load', (t) => {
@@ -141,4 +141,23 @@ test('offline config sets run at the same time all land: each takes the home loc
   assert.deepEqual(runs.map((r) => r.code), [0, 0, 0, 0, 0, 0], runs.map((r) => r.stderr).join('\n'));
   const channels = JSON.parse(readFileSync(home.paths.config, 'utf8')).channels;
   assert.deepEqual(Object.keys(channels).sort(), ['c0', 'c1', 'c2', 'c3', 'c4', 'c5']);
+});
+
+test('config errors name the member at fault and say what is wanted: a literal key, a bad map key, an enum, broken JSON on one line', () => {
+  const refusal = (value: unknown) => {
+    try {
+      validateConfig(value);
+    } catch (err) {
+      return { path: (err as ConfigError).path, message: (err as ConfigError).message };
+    }
+    assert.fail('expected a ConfigError');
+  };
+  const literal = refusal({ providers: { anthropic: { apiKey: 'sk-literal' } } });
+  assert.equal(literal.path, '/providers/anthropic/apiKey');
+  assert.match(literal.message, /must be \{"secret":"NAME"\} or "\$\{ENV_VAR\}"/);
+  const mapKey = refusal({ providers: { MiniMax: { api: 'anthropic' } } });
+  assert.equal(mapKey.path, '/providers/MiniMax');
+  assert.match(mapKey.message, /is not an allowed name/);
+  assert.match(refusal({ logging: { level: 'loud' } }).message, /allowed values: "trace", "debug", "info", "warn", "error", "fatal"$/);
+  assert.throws(() => parseConfigText('not json\n'), (err: ConfigError) => !err.message.includes('\n') && /not valid JSON/.test(err.message));
 });
