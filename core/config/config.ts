@@ -202,14 +202,10 @@ export function setPath(root: Record<string, unknown>, parts: string[], value: u
     return n;
   };
   for (const [i, p] of parts.slice(0, -1).entries()) {
-    if (Array.isArray(cur)) {
-      const n = indexIn(cur, p, i);
-      if (!isPlainObject(cur[n]) && !Array.isArray(cur[n])) cur[n] = {};
-      cur = cur[n] as Record<string, unknown> | unknown[];
-    } else {
-      if (!isPlainObject(cur[p]) && !Array.isArray(cur[p])) cur[p] = {};
-      cur = cur[p] as Record<string, unknown> | unknown[];
-    }
+    const holder = cur as Record<string | number, unknown>;
+    const k = Array.isArray(cur) ? indexIn(cur, p, i) : p;
+    if (!isPlainObject(holder[k]) && !Array.isArray(holder[k])) holder[k] = {};
+    cur = holder[k] as Record<string, unknown> | unknown[];
   }
   const last = parts[parts.length - 1];
   if (Array.isArray(cur)) {

@@ -52,7 +52,7 @@ export function createLogHub(opts: LogOptions = {}): LogHub {
   const out = opts.stream === undefined ? process.stdout : opts.stream;
   const pretty = opts.pretty ?? false;
   const listeners = new Set<LogSink>();
-  const file = opts.dir ? new RotatingFile(join(opts.dir, 'carapace.log')) : null;
+  const file = opts.dir ? new RotatingFile(logFiles(opts.dir).at(-1)!) : null;
 
   function emit(level: Level, msg: string, fields: Record<string, unknown>): void {
     if (LEVELS[level] < threshold && listeners.size === 0) return;
@@ -109,6 +109,12 @@ export function formatPretty(r: LogRecord): string {
     .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
     .join(' ');
   return `${time.slice(11, 19)} ${level.toUpperCase().padEnd(5)} ${msg}${extras ? ' ' + extras : ''}`;
+}
+
+/** The log files of `dir`, oldest first (what `carapace logs` reads). */
+export function logFiles(dir: string): string[] {
+  const current = join(dir, 'carapace.log');
+  return [...Array.from({ length: KEEP_FILES }, (_, i) => `${current}.${KEEP_FILES - i}`), current];
 }
 
 /** Size-based rotation: carapace.log → carapace.log.1 → ... keeps KEEP_FILES old files. */

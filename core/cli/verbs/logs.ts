@@ -2,9 +2,8 @@
 // lines), newest last; --follow then streams what the running gateway logs from
 // now on (the bus's logs.tail). Readable with the gateway stopped, too.
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { UsageError } from '../../errors.ts';
-import { formatPretty, type LogRecord } from '../../log/logger.ts';
+import { formatPretty, logFiles, type LogRecord } from '../../log/logger.ts';
 import { isValidSessionKey } from '../../sessions/session-key.ts';
 import { requireGateway } from '../connect.ts';
 import type { CliIO, Verb } from '../main.ts';
@@ -16,12 +15,9 @@ const USAGE = `usage: carapace logs [--follow] [--session KEY] [--lines N] [--js
   --follow        then stream new records from the running gateway until Ctrl-C
   --json          one JSON document: {records}; with --follow, one record per line`;
 
-const LOG_FILES = ['carapace.log.3', 'carapace.log.2', 'carapace.log.1', 'carapace.log'];
-
 function readRecords(io: CliIO): LogRecord[] {
   const records: LogRecord[] = [];
-  for (const name of LOG_FILES) {
-    const file = join(io.paths.logsDir, name);
+  for (const file of logFiles(io.paths.logsDir)) {
     if (!existsSync(file)) continue;
     for (const line of readFileSync(file, 'utf8').split('\n')) {
       if (!line) continue;
