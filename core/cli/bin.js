@@ -18,6 +18,8 @@ try {
   const { mkdirSync } = await import('node:fs');
   const dir = process.env.CARAPACE_COMPILE_CACHE ?? `${process.env.XDG_CACHE_HOME ?? `${homedir()}/.cache`}/carapace/compile-cache`;
   mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // A gateway runs for weeks: it must not start on an empty cache (warm-cache.js says why).
+  if (process.argv[2] === 'start') (await import('./warm-cache.js')).warmCompileCache(dir);
   enableCompileCache(dir);
 } catch {
   // no cache: slower start, same behaviour

@@ -411,6 +411,7 @@ export class PluginHost implements Service {
       cpuMsPerCall: limits.cpuMsPerCall ?? limits.callTimeoutMs,
       maxPending: limits.maxPendingCalls,
       config,
+      thread: m.runtime === 'worker' && v.key.firstParty ? { name: 'first-party', memoryMb: this.#firstPartyWorkerMb() } : undefined,
     };
     // Every refusal of a capability is logged with the plugin's tag; the plugin only sees the error.
     const guarded = (method: string, args: unknown[]) =>
@@ -447,6 +448,16 @@ export class PluginHost implements Service {
     this.#deps.audit.append({ actor: 'kernel:plugins', action: 'plugin.load', target: id, data: { version: m.version, runtime: spec.runtime, digest: v.digest, keyId: v.key.keyId, granted: v.granted } });
     log.info('plugin started', { runtime: spec.runtime, version: m.version });
     return inst;
+  }
+
+  /** The heap first-party worker plugins share: what their manifests ask for, summed (worker-runtime.ts). */
+  #firstPartyWorkerMb(): number {
+    let mb = 0;
+    for (const e of this.#entries.values()) {
+      const v = e.verified;
+      if (v?.key.firstParty && v.manifest.runtime === 'worker') mb += v.manifest.limits?.memoryMb ?? DEFAULT_LIMITS.memoryMb;
+    }
+    return mb;
   }
 
   /** A running plugin died or failed to start: back off and restart, or open the circuit. */

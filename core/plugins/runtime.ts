@@ -62,6 +62,11 @@ export interface LoadSpec {
   cpuMsPerCall: number;
   maxPending: number;
   config: Record<string, unknown>;
+  /**
+   * Worker runtime: the shared thread this plugin runs in, and that thread's heap
+   * limit (fixed when it starts); absent, the plugin gets a thread of its own.
+   */
+  thread?: { name: string; memoryMb: number };
 }
 
 /** The gateway side of capability calls: JSON args in, a JSON-able value out (or a thrown error). */
