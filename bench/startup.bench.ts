@@ -91,12 +91,12 @@ async function waitHealthy(url: string, child: ChildProcess): Promise<void> {
 }
 
 /** Spawn, learn the port from the first line that names it, poll until 200. */
-async function start(kind: 'gateway' | 'baseline'): Promise<Started> {
+async function start(kind: 'gateway' | 'baseline', env: Record<string, string> = {}): Promise<Started> {
   const base = mkdtempSync(join(tmpdir(), 'carapace-bench-startup-'));
   const t0 = performance.now();
   const child =
     kind === 'gateway'
-      ? spawn(process.execPath, [...GATEWAY_NODE_FLAGS, BIN, 'start', '--home', join(base, 'home'), '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...GATEWAY_ENV, ANTHROPIC_API_KEY: 'sk-ant-bench-not-a-key', ANTHROPIC_BASE_URL: fakeProvider.url, OPENAI_API_KEY: '', OPENAI_BASE_URL: '', CARAPACE_MODEL: '' } })
+      ? spawn(process.execPath, [...GATEWAY_NODE_FLAGS, BIN, 'start', '--home', join(base, 'home'), '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...GATEWAY_ENV, ANTHROPIC_API_KEY: 'sk-ant-bench-not-a-key', ANTHROPIC_BASE_URL: fakeProvider.url, OPENAI_API_KEY: '', OPENAI_BASE_URL: '', CARAPACE_MODEL: '', ...env } })
       : spawn(process.execPath, ['-e', BASELINE_SRC], { stdio: ['ignore', 'pipe', 'pipe'] });
   const port = await new Promise<number>((resolve, reject) => {
     let buf = '';
@@ -144,10 +144,18 @@ for (const p of [50, 95]) {
 // its bundled plugins loaded: a tool call into an isolate (starts the sandbox
 // host process) and a memory call (starts the memory plugin's worker), as a
 // gateway in use would.
+// Beside them, a first start after an install: on an empty compile cache, which
+// `start` fills in a child process before it loads the kernel (core/cli/warm-cache.js).
+const emptyCache = mkdtempSync(join(tmpdir(), 'carapace-bench-cache-'));
+const first = await start('gateway', { CARAPACE_COMPILE_CACHE: emptyCache });
 const [gw, bare] = [await start('gateway'), await start('baseline')];
 await delay(SETTLE_MS);
 const idleRss = treeRss(gw.child.pid!) / MB;
 report({ bench: 'startup', metric: 'idle_rss_tree', value: idleRss, unit: 'MB', baseline: treeRss(bare.child.pid!) / MB });
+report({ bench: 'startup', metric: 'first_start_ready', value: first.readyMs, unit: 'ms', baseline: percentile(gatewayTimes, 50) });
+report({ bench: 'startup', metric: 'first_start_idle_rss_tree', value: treeRss(first.child.pid!) / MB, unit: 'MB', baseline: idleRss });
+first.cleanup();
+rmSync(emptyCache, { recursive: true, force: true });
 await loadBundledPlugins(gw.home);
 await delay(SETTLE_MS);
 report({ bench: 'startup', metric: 'rss_tree_plugins_loaded', value: treeRss(gw.child.pid!) / MB, unit: 'MB', baseline: treeRss(bare.child.pid!) / MB });
