@@ -7,7 +7,7 @@
 // Every refusal is an InstallRefused naming its reason; nothing under
 // plugins/<id>/ changes until the final rename and install.json write.
 
-import { existsSync, readFileSync, renameSync, rmSync, readdirSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HomePaths } from '../home.ts';
 import { fromB64, keyIdOf } from '../identity/keys.ts';
@@ -18,6 +18,7 @@ import { addTrustedKey } from '../trust/trust-store.ts';
 import { compareVersions, loadTrustStore, parseManifest, PluginRefusedError, verifyPlugin, type TrustedKey, type VerifiedPlugin } from './manifest.ts';
 import { permissionList } from './permissions.ts';
 import { pluginHome, readInstallRecord, writeInstallRecord, type InstallRecord } from './installed.ts';
+import { commitInstall } from './install.ts';
 
 export class InstallRefused extends Error {
   readonly reason: string;
@@ -205,19 +206,9 @@ export async function installFromRegistry(paths: HomePaths, opts: RegistryInstal
       }
     }
 
-    // Into place: a same-filesystem rename of the verified folder, then the
-    // install.json switch (atomic) — a crash in between leaves the old version in force.
-    const home = pluginHome(paths.pluginsDir, manifest.id);
-    mkdirSync(home, { recursive: true, mode: 0o700 });
-    const target = join(home, version);
-    if (existsSync(target)) renameSync(target, join(staging, `.old-${manifest.id.replace('/', '__')}-${version}-${Date.now()}`));
-    renameSync(dir, target);
-    dir = null;
     const granted = [...new Set([...requested, ...(opts.allowWorker || previous?.allowWorker ? ['worker'] : [])])].filter((p) => p !== 'worker' || runtime === 'worker');
-    const { previous: _drop, ...prevFlat } = previous ?? ({} as InstallRecord);
-    const record: InstallRecord = {
-      id: manifest.id,
-      version,
+    if (newKey) addTrustedKey(paths.trustDir, { alg: 'ed25519', keyId, publicKey: Buffer.from(newKey).toString('base64') });
+    commitInstall(paths, verified, text, previous, {
       granted,
       allowWorker: opts.allowWorker === true || previous?.allowWorker === true,
       installedAt: opts.now?.() ?? Date.now(),
@@ -225,19 +216,10 @@ export async function installFromRegistry(paths: HomePaths, opts: RegistryInstal
       registry: new URL(opts.registry).origin,
       sha256: index.versions[version]!.sha256,
       digest: verified.digest,
-      ...(previous && previous.version !== version ? { previous: prevFlat as InstallRecord } : {}),
-    };
-    if (newKey) addTrustedKey(paths.trustDir, { alg: 'ed25519', keyId, publicKey: Buffer.from(newKey).toString('base64') });
-    writeInstallRecord(paths.pluginsDir, record);
-    // Keep the new version and the one before it; older ones go.
-    for (const name of readdirSync(home)) {
-      if (name === version || name === record.previous?.version || name === 'install.json' || name === 'data') continue;
-      if (/^\d+\.\d+\.\d+/.test(name)) rmSync(join(home, name), { recursive: true, force: true });
-    }
+    });
     return { ...base, unchanged: false, requested, added, granted, newlyTrusted: newKey !== null };
   } finally {
     if (dir) rmSync(dir, { recursive: true, force: true });
-    if (existsSync(staging)) for (const n of readdirSync(staging)) if (n.startsWith('.old-')) rmSync(join(staging, n), { recursive: true, force: true });
   }
 }
 

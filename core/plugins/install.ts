@@ -1,9 +1,9 @@
-// Installing and removing local plugin folders (the CLI's `plugins install|remove|grant`).
-// Verification happens before anything is copied; the copy is verified again
-// every time the host loads it.
+// Installing and removing plugins (the CLI's `plugins install|remove|grant`).
+// Verification happens before anything is written, and what is written is the
+// bytes that were verified; the copy is verified again every time the host loads it.
 
-import { cpSync, existsSync, readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve, sep } from 'node:path';
 import type { HomePaths } from '../home.ts';
 import { loadTrustStore, parseManifest, verifyPlugin, type Manifest, type VerifiedPlugin } from './manifest.ts';
 import { permissionList, permissionFormError } from './permissions.ts';
@@ -36,19 +36,59 @@ export function inspectFolder(paths: HomePaths, dir: string, opts: InstallOption
 
 export function installFolder(paths: HomePaths, dir: string, opts: InstallOptions = {}): InstallRecord {
   const { verified, requested, previous } = inspectFolder(paths, dir, opts);
-  const m = verified.manifest;
-  const target = join(pluginHome(paths.pluginsDir, m.id), m.version);
-  rmSync(target, { recursive: true, force: true });
-  cpSync(dir, target, { recursive: true, filter: (src) => !src.includes('/.') });
-  const record: InstallRecord = {
-    id: m.id,
-    version: m.version,
+  return commitInstall(paths, verified, readFileSync(join(dir, 'plugin.json'), 'utf8'), previous, {
     granted: [...new Set([...requested, ...(opts.allowWorker ? ['worker'] : [])])],
     allowWorker: opts.allowWorker === true,
     installedAt: opts.now ?? Date.now(),
+    digest: verified.digest,
+  });
+}
+
+/**
+ * Put a verified plugin in place: its verified bytes into a staging folder beside
+ * the versions, renamed onto the version's folder, then the install.json switch
+ * (atomic) — a crash before it leaves the previous version in force. The version
+ * replaced stays on disk for `--rollback`; older ones go.
+ */
+export function commitInstall(
+  paths: HomePaths,
+  verified: VerifiedPlugin,
+  manifestText: string,
+  previous: InstallRecord | null,
+  fields: Omit<InstallRecord, 'id' | 'version' | 'previous'>,
+): InstallRecord {
+  const m = verified.manifest;
+  const home = pluginHome(paths.pluginsDir, m.id);
+  mkdirSync(home, { recursive: true, mode: 0o700 });
+  const stage = mkdtempSync(join(home, '.staging-'));
+  const old = join(home, `.old-${m.version}-${process.pid}-${Date.now()}`);
+  try {
+    for (const [name, bytes] of verified.files) {
+      const out = resolve(stage, name);
+      if (!out.startsWith(stage + sep)) throw new Error(`plugin ${m.id}: file ${name} is outside the plugin folder`);
+      mkdirSync(dirname(out), { recursive: true, mode: 0o700 });
+      writeFileSync(out, bytes, { mode: 0o600 });
+    }
+    writeFileSync(join(stage, 'plugin.json'), manifestText, { mode: 0o600 });
+    const target = join(home, m.version);
+    if (existsSync(target)) renameSync(target, old);
+    renameSync(stage, target);
+  } finally {
+    rmSync(stage, { recursive: true, force: true });
+    rmSync(old, { recursive: true, force: true });
+  }
+  const { previous: _older, ...prevFlat } = previous ?? ({} as InstallRecord);
+  const record: InstallRecord = {
+    id: m.id,
+    version: m.version,
+    ...fields,
+    ...(previous && previous.version !== m.version ? { previous: prevFlat as InstallRecord } : {}),
   };
   writeInstallRecord(paths.pluginsDir, record);
-  if (previous && previous.version !== m.version) rmSync(join(pluginHome(paths.pluginsDir, m.id), previous.version), { recursive: true, force: true });
+  for (const name of readdirSync(home)) {
+    if (name === m.version || name === record.previous?.version) continue;
+    if (/^\d+\.\d+\.\d+/.test(name)) rmSync(join(home, name), { recursive: true, force: true });
+  }
   return record;
 }
 

@@ -152,7 +152,8 @@ export function readTgz(tgz: Uint8Array, opts: { maxUnpacked?: number } = {}): A
     const refused = REFUSED_TYPES[type];
     if (refused) throw new ArchiveError(refused[0], `${refused[1]} refused: ${rawName}`);
     if (type === '5') {
-      safeRelativePath(rawName.replace(/\/+$/, ''));
+      // `tar -C DIR .` starts with the folder itself, `./`: nothing to create.
+      if (rawName !== './') safeRelativePath(rawName.replace(/\/+$/, ''));
       continue;
     }
     if (type !== '0') throw new ArchiveError('special-file', `unsupported tar entry type "${type}": ${rawName}`);

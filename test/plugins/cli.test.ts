@@ -1,7 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync, mkdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawnGateway } from '../helpers/gateway.ts';
+import { openDb } from '../../core/store/db.ts';
 import { runCli } from '../helpers/cli.ts';
 import { tempHome } from '../helpers/home.ts';
 import { makePlugin, throwawayPublisher } from '../helpers/plugins.ts';
@@ -64,4 +68,71 @@ test('plugins grant adds a well-formed permission and rejects a malformed one', 
   const bad = await runCli(['plugins', 'grant', 'weather', 'everything'], { home: home.dir });
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /not a permission/);
+});
+
+function scratch(t: { after(fn: () => void): void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'carapace-cli-src-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function auditActions(home: ReturnType<typeof tempHome>): { action: string; data: string }[] {
+  const db = openDb(home.paths.db);
+  try {
+    return db.prepare('SELECT action, data FROM audit ORDER BY seq').all() as { action: string; data: string }[];
+  } finally {
+    db.close();
+  }
+}
+
+test('a plugin folder under a hidden directory installs its files', async (t) => {
+  const { home, p } = setup(t);
+  const src = join(scratch(t), '.plugins', 'weather');
+  cpSync(p.dir, src, { recursive: true });
+  const res = await runCli(['plugins', 'install', src, '--yes'], { home: home.dir });
+  assert.equal(res.code, 0, res.stderr);
+  assert.deepEqual(readdirSync(join(home.paths.pluginsDir, 'weather', '1.0.0')).sort(), ['index.js', 'plugin.json']);
+  assert.equal((await runCli(['plugins', 'verify', 'weather'], { home: home.dir })).code, 0);
+});
+
+test('plugins install takes a .tgz made with tar, keeps the version it replaces for --rollback, and refuses an archive with a symlink', async (t) => {
+  const { home, pub, p } = setup(t);
+  const dir = scratch(t);
+  const v1 = join(dir, 'weather-1.0.0.tgz');
+  execFileSync('tar', ['czf', v1, '-C', p.dir, '.']);
+  const first = await runCli(['plugins', 'install', v1, '--yes'], { home: home.dir });
+  assert.equal(first.code, 0, first.stderr);
+  const p2 = makePlugin({ 'index.js': 'exports.tools = []; // 2' }, { id: 'weather', version: '2.0.0', permissions: { net: ['api.weather.test:443'] } }, pub.kp);
+  t.after(p2.cleanup);
+  const v2 = join(dir, 'weather-2.0.0.tgz');
+  execFileSync('tar', ['czf', v2, '-C', p2.dir, '.']);
+  assert.equal((await runCli(['plugins', 'install', v2, '--yes'], { home: home.dir })).code, 0);
+  assert.deepEqual(readdirSync(join(home.paths.pluginsDir, 'weather')).filter((n) => /^\d/.test(n)).sort(), ['1.0.0', '2.0.0']);
+  const back = await runCli(['plugins', 'install', 'weather', '--rollback'], { home: home.dir });
+  assert.match(back.stdout, /rolled back weather to 1\.0\.0 \(from 2\.0\.0\)/);
+
+  const evil = join(dir, 'evil');
+  cpSync(p.dir, evil, { recursive: true });
+  symlinkSync('/etc/passwd', join(evil, 'link'));
+  const bad = join(dir, 'evil.tgz');
+  execFileSync('tar', ['czf', bad, '-C', evil, '.']);
+  const refused = await runCli(['plugins', 'install', bad, '--yes'], { home: home.dir });
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /refused \(symlink\)/);
+  const last = auditActions(home).at(-1)!;
+  assert.equal(last.action, 'plugin.install.refused');
+  assert.match(last.data, /symlink/);
+  assert.deepEqual(readdirSync(join(home.paths.pluginsDir, '.staging')), [], 'nothing unpacked is left behind');
+});
+
+test('install, grant and remove from the CLI reach a running gateway without a restart', async (t) => {
+  const { home, p } = setup(t);
+  const gw = await spawnGateway(home.dir);
+  t.after(() => gw.stop());
+  const installed = await runCli(['plugins', 'install', p.dir, '--yes'], { home: home.dir });
+  assert.match(installed.stdout, /the running gateway reloaded its plugins \(added: weather;/);
+  const granted = await runCli(['plugins', 'grant', 'weather', 'net:other.test:443'], { home: home.dir });
+  assert.match(granted.stdout, /replaced: weather;/);
+  const removed = await runCli(['plugins', 'remove', 'weather'], { home: home.dir });
+  assert.match(removed.stdout, /removed: weather\)/);
 });

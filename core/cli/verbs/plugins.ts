@@ -1,5 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { CliError, UsageError } from '../../errors.ts';
 import type { Verb } from '../main.ts';
 import { ensureHome } from '../../home.ts';
@@ -40,7 +40,7 @@ async function reloadGateway(io: IO): Promise<string> {
   } catch (err) {
     return `the gateway did not answer (${(err as Error).message}); restart it to load the change`;
   }
-  if (!client) return 'no gateway running; it loads the plugin on its next start';
+  if (!client) return 'no gateway running; it picks the change up on its next start';
   try {
     const r = await client.request<{ added: string[]; replaced: string[]; removed: string[] }>('plugins.reload', {});
     return `the running gateway reloaded its plugins (added: ${r.added.join(', ') || '-'}; replaced: ${r.replaced.join(', ') || '-'}; removed: ${r.removed.join(', ') || '-'})`;
@@ -115,6 +115,62 @@ async function installRemote(io: IO, spec: string, values: Record<string, unknow
   return 0;
 }
 
+/** A plugin folder or a .tgz of one, from this machine. */
+async function installLocal(io: IO, source: string, opts: { allowWorker: boolean; allowDowngrade: boolean; yes: boolean }): Promise<number> {
+  const refused = (reason: string, message: string): never => {
+    withAudit(io, (audit) => audit.append({ actor: 'cli', action: 'plugin.install.refused', target: source, data: { reason, message } }));
+    if (io.json) io.emit({ source, installed: false, reason, error: message });
+    throw new CliError(`refused (${reason}): ${message}`);
+  };
+  if (!existsSync(source)) throw new CliError(`no plugin folder or archive at ${source}`);
+  let unpacked: string | null = null;
+  try {
+    let dir = source;
+    if (statSync(source).isFile()) {
+      const { unpackRelease, ReleaseRefused } = await import('../../registry/plugin-fetch.ts');
+      const { MAX_PLUGIN_TARBALL_BYTES } = await import('../../registry/archive-path.ts');
+      if (statSync(source).size > MAX_PLUGIN_TARBALL_BYTES) refused('too-large', `${source} is larger than ${MAX_PLUGIN_TARBALL_BYTES} bytes`);
+      try {
+        dir = unpacked = unpackRelease(readFileSync(source), join(io.paths.pluginsDir, '.staging'));
+      } catch (err) {
+        if (err instanceof ReleaseRefused) refused(err.reason, err.message);
+        throw err;
+      }
+    }
+    if (!existsSync(join(dir, 'plugin.json'))) refused('manifest-missing', `${source} has no plugin.json`);
+    let inspected;
+    try {
+      inspected = inspectFolder(io.paths, dir, opts);
+    } catch (err) {
+      if (err instanceof PluginRefusedError) refused(err.reason, err.message);
+      throw err;
+    }
+    const m = inspected.verified.manifest;
+    const lines = [
+      `${m.id} ${m.version} (${m.kind}, runtime ${m.runtime ?? 'isolate'}) signed by ${inspected.verified.key.keyId}${inspected.previous ? `, replacing ${inspected.previous.version}` : ''}`,
+      'requests:',
+      ...(inspected.requested.length ? inspected.requested.map((p) => `  ${p}`) : ['  (no permissions)']),
+    ];
+    if ((m.runtime ?? 'isolate') === 'worker') lines.push('WARNING: the worker runtime runs full Node.js in a thread of the gateway: it can reach whatever the gateway process can (files, network, memory).');
+    if (!opts.yes) {
+      if (io.json) io.emit({ id: m.id, version: m.version, requested: inspected.requested, installed: false });
+      else io.say([...lines, 'not installed: re-run with --yes to accept these permissions'].join('\n'));
+      return 1;
+    }
+    const record = withAudit(io, (audit) => {
+      const rec = installFolder(io.paths, dir, opts);
+      audit.append({ actor: 'cli', action: 'plugin.install', target: m.id, data: { version: m.version, previous: inspected.previous?.version ?? null, granted: rec.granted, keyId: inspected.verified.key.keyId, digest: inspected.verified.digest, source } });
+      return rec;
+    });
+    const gateway = await reloadGateway(io);
+    if (io.json) io.emit({ id: m.id, version: m.version, granted: record.granted, installed: true, gateway });
+    else io.say([...lines, `installed ${m.id} ${m.version}; ${gateway}`].join('\n'));
+    return 0;
+  } finally {
+    if (unpacked) rmSync(unpacked, { recursive: true, force: true });
+  }
+}
+
 function withAudit<T>(io: Parameters<Verb['run']>[0], fn: (audit: ReturnType<typeof createAuditLog>) => T): T {
   ensureHome(io.paths);
   const db = openDb(io.paths.db);
@@ -157,10 +213,12 @@ function verifyAll(io: IO): Row[] {
 }
 
 export const verb: Verb = {
-  usage: `usage: carapace plugins list | install DIR|NAME[@VER] [--registry URL] [--trust KEYID] [--yes] [--allow-worker] [--allow-downgrade] [--rollback] | remove ID | verify [ID] | grant ID PERM
+  usage: `usage: carapace plugins list | install DIR|FILE.tgz|NAME[@VER] [--registry URL] [--trust KEYID] [--yes] [--allow-worker] [--allow-downgrade] [--rollback] | remove ID | verify [ID] | grant ID PERM
 
   list              bundled and installed plugins, verified, with their permissions
-  install DIR       verify a local plugin folder (plugin.json + files), show what it asks for; --yes installs
+  install DIR|FILE.tgz
+                    verify a local plugin folder (plugin.json + files) or archive, show what it
+                    asks for; --yes installs (the version it replaces is kept for --rollback)
   install NAME[@VER] --registry URL
                     from a registry: signed index (registry key pinned on first use), sha256,
                     publisher signature (--trust KEYID on first use), file digests; shows the
@@ -170,8 +228,9 @@ export const verb: Verb = {
   verify [ID]       re-check signatures and file hashes (exit 1 if any fails)
   grant ID PERM     add a permission: net:HOST:PORT secret:NAME@HOST fs.read:ROOT fs.write:ROOT env:NAME
                     bus.publish:PATTERN bus.subscribe:PATTERN exec worker
-A running gateway reloads installed plugins after a registry install or rollback
-(plugins.reload); other changes are picked up on its next start.`,
+SPEC for install: a plugin folder, a .tgz of one (\`carapace plugin pack\`'s dist/
+or a registry release), or a registry name. After an install, rollback, remove or
+grant, a running gateway reloads its installed plugins (plugins.reload).`,
   options: {
     yes: { type: 'boolean', short: 'y' },
     registry: { type: 'string' },
@@ -199,35 +258,7 @@ A running gateway reloads installed plugins after a registry install or rollback
       case 'install': {
         if (!rest[0]) throw new UsageError('install needs a plugin folder or a registry name');
         if (args.values.registry !== undefined || args.values.rollback === true || (!existsSync(rest[0]) && parseRegistrySpecLoose(rest[0]))) return installRemote(io, rest[0], args.values);
-        const dir = resolve(rest[0]);
-        const opts = { allowWorker: args.values['allow-worker'] === true, allowDowngrade: args.values['allow-downgrade'] === true };
-        let inspected;
-        try {
-          inspected = inspectFolder(io.paths, dir, opts);
-        } catch (err) {
-          if (err instanceof PluginRefusedError) throw new CliError(`refused (${err.reason}): ${err.message}`);
-          throw err;
-        }
-        const m = inspected.verified.manifest;
-        const lines = [
-          `${m.id} ${m.version} (${m.kind}, runtime ${m.runtime ?? 'isolate'}) signed by ${inspected.verified.key.keyId}${inspected.previous ? `, replacing ${inspected.previous.version}` : ''}`,
-          'requests:',
-          ...(inspected.requested.length ? inspected.requested.map((p) => `  ${p}`) : ['  (no permissions)']),
-        ];
-        if ((m.runtime ?? 'isolate') === 'worker') lines.push('WARNING: the worker runtime runs full Node.js in a thread of the gateway: it can reach whatever the gateway process can (files, network, memory).');
-        if (!args.values.yes) {
-          if (io.json) io.emit({ id: m.id, version: m.version, requested: inspected.requested, installed: false });
-          else io.say([...lines, 'not installed: re-run with --yes to accept these permissions'].join('\n'));
-          return 1;
-        }
-        const record = withAudit(io, (audit) => {
-          const rec = installFolder(io.paths, dir, opts);
-          audit.append({ actor: 'cli', action: 'plugin.install', target: m.id, data: { version: m.version, granted: rec.granted, keyId: inspected.verified.key.keyId, digest: inspected.verified.digest } });
-          return rec;
-        });
-        if (io.json) io.emit({ id: m.id, version: m.version, granted: record.granted, installed: true });
-        else io.say([...lines, `installed ${m.id} ${m.version}`].join('\n'));
-        return 0;
+        return installLocal(io, resolve(rest[0]), { allowWorker: args.values['allow-worker'] === true, allowDowngrade: args.values['allow-downgrade'] === true, yes: args.values.yes === true });
       }
       case 'remove': {
         if (!rest[0]) throw new UsageError('remove needs a plugin id');
@@ -237,8 +268,9 @@ A running gateway reloads installed plugins after a registry install or rollback
           return ok;
         });
         if (!removed) throw new CliError(`plugin ${rest[0]} is not installed`);
-        if (io.json) io.emit({ id: rest[0], removed: true });
-        else io.say(`removed ${rest[0]}`);
+        const gateway = await reloadGateway(io);
+        if (io.json) io.emit({ id: rest[0], removed: true, gateway });
+        else io.say(`removed ${rest[0]}; ${gateway}`);
         return 0;
       }
       case 'grant': {
@@ -253,8 +285,9 @@ A running gateway reloads installed plugins after a registry install or rollback
           audit.append({ actor: 'cli', action: 'plugin.grant', target: rest[0], data: { permission: rest[1] } });
           return rec;
         });
-        if (io.json) io.emit({ id: rest[0], granted: record.granted });
-        else io.say(`granted ${rest[1]} to ${rest[0]}`);
+        const gateway = await reloadGateway(io);
+        if (io.json) io.emit({ id: rest[0], granted: record.granted, gateway });
+        else io.say(`granted ${rest[1]} to ${rest[0]}; ${gateway}`);
         return 0;
       }
       default:
