@@ -18,18 +18,9 @@ import { addTrustedKey } from '../trust/trust-store.ts';
 import { compareVersions, loadTrustStore, parseManifest, PluginRefusedError, verifyPlugin, type TrustedKey, type VerifiedPlugin } from './manifest.ts';
 import { permissionList } from './permissions.ts';
 import { pluginHome, readInstallRecord, writeInstallRecord, type InstallRecord } from './installed.ts';
-import { commitInstall } from './install.ts';
+import { commitInstall, InstallRefused } from './install.ts';
 
-export class InstallRefused extends Error {
-  readonly reason: string;
-  readonly details: Record<string, unknown>;
-  constructor(reason: string, message: string, details: Record<string, unknown> = {}) {
-    super(message);
-    this.name = 'InstallRefused';
-    this.reason = reason;
-    this.details = details;
-  }
-}
+export { InstallRefused };
 
 export interface RegistryInstallOptions {
   registry: string;

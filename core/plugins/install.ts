@@ -2,12 +2,54 @@
 // Verification happens before anything is written, and what is written is the
 // bytes that were verified; the copy is verified again every time the host loads it.
 
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve, sep } from 'node:path';
 import type { HomePaths } from '../home.ts';
 import { loadTrustStore, parseManifest, verifyPlugin, type Manifest, type VerifiedPlugin } from './manifest.ts';
 import { permissionList, permissionFormError } from './permissions.ts';
 import { pluginHome, readInstallRecord, writeInstallRecord, type InstallRecord } from './installed.ts';
+import { ReleaseRefused, unpackRelease } from '../registry/plugin-fetch.ts';
+import { MAX_PLUGIN_TARBALL_BYTES } from '../registry/archive-path.ts';
+
+/** An install refused before or besides manifest verification; `reason` is a short machine-readable word. */
+export class InstallRefused extends Error {
+  readonly reason: string;
+  readonly details: Record<string, unknown>;
+  constructor(reason: string, message: string, details: Record<string, unknown> = {}) {
+    super(message);
+    this.name = 'InstallRefused';
+    this.reason = reason;
+    this.details = details;
+  }
+}
+
+/**
+ * A plugin folder or a .tgz of one on this machine, as a folder to inspect: an
+ * archive is unpacked (with the registry's archive rules) into the plugins'
+ * staging folder, which `close` removes.
+ */
+export function openLocalSource(paths: HomePaths, source: string): { dir: string; close(): void } {
+  if (!existsSync(source)) throw new InstallRefused('not-found', `no plugin folder or archive at ${source}`);
+  let unpacked: string | null = null;
+  if (statSync(source).isFile()) {
+    if (statSync(source).size > MAX_PLUGIN_TARBALL_BYTES) throw new InstallRefused('too-large', `${source} is larger than ${MAX_PLUGIN_TARBALL_BYTES} bytes`);
+    try {
+      unpacked = unpackRelease(readFileSync(source), join(paths.pluginsDir, '.staging'));
+    } catch (err) {
+      if (err instanceof ReleaseRefused) throw new InstallRefused(err.reason, err.message);
+      throw err;
+    }
+  }
+  const dir = unpacked ?? source;
+  const close = () => {
+    if (unpacked) rmSync(unpacked, { recursive: true, force: true });
+  };
+  if (!existsSync(join(dir, 'plugin.json'))) {
+    close();
+    throw new InstallRefused('manifest-missing', `${source} has no plugin.json`);
+  }
+  return { dir, close };
+}
 
 export interface InstallOptions {
   allowWorker?: boolean;

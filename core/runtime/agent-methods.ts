@@ -1,5 +1,5 @@
 // The bus methods of the agent runtime (protocol.md "Methods"): chat, sessions,
-// tools and the plugin list. Each handler validates, checks, and delegates.
+// and tools. Each handler validates, checks, and delegates.
 import { randomUUID } from 'node:crypto';
 import type { KernelContext } from '../kernel.ts';
 import type { Caller, MethodRegistry } from '../bus/types.ts';
@@ -146,15 +146,5 @@ export function registerAgentMethods(deps: AgentMethodsDeps): void {
         signal: caller.signal,
       });
     },
-  });
-
-  methods.register('plugins.reload', {
-    scope: 'operator.admin',
-    handler: () => plugins.reloadInstalled(),
-  });
-
-  methods.register('plugins.list', {
-    scope: 'operator.read',
-    handler: () => ({ plugins: plugins.list() }),
   });
 }

@@ -187,6 +187,8 @@ export const agentFactory: ServiceFactory = async (ctx, registry) => {
     defaultModel: () => defaultModel(ctx),
   });
   registerAgentMethods({ ctx, methods: bus(registry).methods, agent, tools, plugins, runCallers });
+  const { registerPluginMethods } = await import('./plugin-methods.ts');
+  registerPluginMethods({ ctx, methods: bus(registry).methods, plugins });
   agent.onRecovered((receipt, origin) => {
     const reply = origin?.reply as ReplyTarget | undefined;
     if (reply) deliverReply(registry, ctx, receipt, reply);

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnGateway } from '../helpers/gateway.ts';
 import { openDb } from '../../core/store/db.ts';
+import { connectOwner } from '../../core/cli/connect.ts';
 import { runCli } from '../helpers/cli.ts';
 import { tempHome } from '../helpers/home.ts';
 import { makePlugin, throwawayPublisher } from '../helpers/plugins.ts';
@@ -135,4 +136,46 @@ test('install, grant and remove from the CLI reach a running gateway without a r
   assert.match(granted.stdout, /replaced: weather;/);
   const removed = await runCli(['plugins', 'remove', 'weather'], { home: home.dir });
   assert.match(removed.stdout, /removed: weather\)/);
+});
+
+test('an admin device installs, grants and removes plugins over the bus, each audited under the device', async (t) => {
+  const { home, p } = setup(t);
+  const gw = await spawnGateway(home.dir);
+  t.after(() => gw.stop());
+  const client = (await connectOwner(home.paths))!;
+  t.after(() => client.close());
+  type Err = { code: string; details?: { reason?: string; pointer?: string } };
+  const fails = (method: string, params: Record<string, unknown>) => client.request(method, params).then(() => assert.fail(`${method} succeeded`), (e: Err) => e);
+
+  const shown = await client.request<{ installed: boolean; requested: string[] }>('plugins.install', { spec: p.dir });
+  assert.equal(shown.installed, false, 'without yes: shown, not installed');
+  assert.deepEqual(shown.requested, ['net:api.weather.test:443']);
+  assert.equal(existsSync(join(home.paths.pluginsDir, 'weather')), false);
+
+  const done = await client.request<{ installed: boolean; reload: { added: string[] } }>('plugins.install', { spec: p.dir, yes: true });
+  assert.deepEqual(done.reload.added, ['weather']);
+  const listed = await client.request<{ plugins: { id: string }[] }>('plugins.list', {});
+  assert.ok(listed.plugins.some((x) => x.id === 'weather'), 'the running host has it');
+
+  const granted = await client.request<{ granted: string[]; reload: { replaced: string[] } }>('plugins.grant', { id: 'weather', permission: 'net:other.test:443' });
+  assert.ok(granted.granted.includes('net:other.test:443'));
+  assert.deepEqual(granted.reload.replaced, ['weather']);
+  assert.equal((await fails('plugins.grant', { id: 'weather', permission: 'everything' })).details?.pointer, '/permission');
+
+  const unsigned = makePlugin({ 'index.js': '' }, { id: 'nosig' }, null);
+  t.after(unsigned.cleanup);
+  const refused = await fails('plugins.install', { spec: unsigned.dir, yes: true });
+  assert.equal(refused.code, 'FORBIDDEN');
+  assert.equal(refused.details?.reason, 'unsigned');
+  assert.equal((await fails('plugins.install', { spec: 'relative/dir', yes: true })).code, 'INVALID_REQUEST');
+
+  const removed = await client.request<{ reload: { removed: string[] } }>('plugins.remove', { id: 'weather' });
+  assert.deepEqual(removed.reload.removed, ['weather']);
+  assert.equal((await fails('plugins.remove', { id: 'weather' })).code, 'NOT_FOUND');
+
+  const audit = auditActions(home).filter((r) => r.action.startsWith('plugin.') && !r.action.startsWith('plugin.reload') && !r.action.startsWith('plugin.load'));
+  assert.deepEqual(audit.map((r) => r.action), ['plugin.install', 'plugin.grant', 'plugin.install.refused', 'plugin.remove']);
+  const actors = (openDb(home.paths.db).prepare("SELECT DISTINCT actor FROM audit WHERE action IN ('plugin.install', 'plugin.grant', 'plugin.remove')").all() as { actor: string }[]).map((r) => r.actor);
+  assert.equal(actors.length, 1);
+  assert.match(actors[0], /^device:/, 'the calling device, not the cli');
 });

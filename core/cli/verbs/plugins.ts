@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CliError, UsageError } from '../../errors.ts';
 import type { Verb } from '../main.ts';
@@ -8,7 +8,7 @@ import { createAuditLog } from '../../audit.ts';
 import { secretValues } from '../../secrets/known.ts';
 import { bundledPlugins, installedPlugins } from '../../plugins/installed.ts';
 import { loadTrustStore, PluginRefusedError, verifyPlugin, type VerifiedPlugin } from '../../plugins/manifest.ts';
-import { grantPermission, inspectFolder, installFolder, removePlugin } from '../../plugins/install.ts';
+import { grantPermission, inspectFolder, installFolder, InstallRefused, openLocalSource, removePlugin } from '../../plugins/install.ts';
 
 type IO = Parameters<Verb['run']>[0];
 
@@ -52,7 +52,7 @@ async function reloadGateway(io: IO): Promise<string> {
 }
 
 async function installRemote(io: IO, spec: string, values: Record<string, unknown>): Promise<number> {
-  const { installFromRegistry, rollbackPlugin, parseRegistrySpec, InstallRefused } = await import('../../plugins/install-registry.ts');
+  const { installFromRegistry, rollbackPlugin, parseRegistrySpec } = await import('../../plugins/install-registry.ts');
   const parsed = parseRegistrySpec(spec);
   if (!parsed) throw new UsageError(`"${spec}" is not a plugin name[@version]`);
   const registry = values.registry as string | undefined;
@@ -122,22 +122,15 @@ async function installLocal(io: IO, source: string, opts: { allowWorker: boolean
     if (io.json) io.emit({ source, installed: false, reason, error: message });
     throw new CliError(`refused (${reason}): ${message}`);
   };
-  if (!existsSync(source)) throw new CliError(`no plugin folder or archive at ${source}`);
-  let unpacked: string | null = null;
+  let local;
   try {
-    let dir = source;
-    if (statSync(source).isFile()) {
-      const { unpackRelease, ReleaseRefused } = await import('../../registry/plugin-fetch.ts');
-      const { MAX_PLUGIN_TARBALL_BYTES } = await import('../../registry/archive-path.ts');
-      if (statSync(source).size > MAX_PLUGIN_TARBALL_BYTES) refused('too-large', `${source} is larger than ${MAX_PLUGIN_TARBALL_BYTES} bytes`);
-      try {
-        dir = unpacked = unpackRelease(readFileSync(source), join(io.paths.pluginsDir, '.staging'));
-      } catch (err) {
-        if (err instanceof ReleaseRefused) refused(err.reason, err.message);
-        throw err;
-      }
-    }
-    if (!existsSync(join(dir, 'plugin.json'))) refused('manifest-missing', `${source} has no plugin.json`);
+    local = openLocalSource(io.paths, source);
+  } catch (err) {
+    if (err instanceof InstallRefused) refused(err.reason, err.message);
+    throw err;
+  }
+  const { dir } = local;
+  try {
     let inspected;
     try {
       inspected = inspectFolder(io.paths, dir, opts);
@@ -167,7 +160,7 @@ async function installLocal(io: IO, source: string, opts: { allowWorker: boolean
     else io.say([...lines, `installed ${m.id} ${m.version}; ${gateway}`].join('\n'));
     return 0;
   } finally {
-    if (unpacked) rmSync(unpacked, { recursive: true, force: true });
+    local.close();
   }
 }
 
