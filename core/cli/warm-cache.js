@@ -47,7 +47,7 @@ export function warmCompileCache(cacheDir, { execArgv = process.execArgv } = {})
     }
     const stamp = `warm-${key.digest('hex').slice(0, 16)}`;
     if (existsSync(join(cacheDir, stamp))) return false;
-    const r = spawnSync(process.execPath, [...execArgv, SELF, cacheDir], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 120_000 });
+    const r = spawnSync(process.execPath, [...execArgv, SELF, cacheDir], { stdio: 'ignore', timeout: 120_000 });
     if (r.status !== 0) return false;
     for (const old of readdirSync(cacheDir)) if (old.startsWith('warm-')) rmSync(join(cacheDir, old), { force: true });
     writeFileSync(join(cacheDir, stamp), '');
