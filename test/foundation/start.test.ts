@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { statSync, existsSync, readFileSync } from 'node:fs';
+import { statSync, existsSync, readFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import Database from 'better-sqlite3';
 import { tempHome } from '../helpers/home.ts';
 import { spawnGateway } from '../helpers/gateway.ts';
@@ -98,4 +99,21 @@ test('a client that connected and never sent a request does not hold a SIGTERM s
   } finally {
     db.close();
   }
+});
+
+test('a port already in use is named in the refusal, whether it came from --port or from config.json', async (t) => {
+  const home = tempHome('busy');
+  t.after(home.cleanup);
+  const taken = createServer();
+  await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
+  t.after(() => taken.close());
+  const busy = (taken.address() as { port: number }).port;
+  const flagged = await runCli(['start', '--port', String(busy)], { home: home.dir });
+  assert.equal(flagged.code, 1);
+  assert.match(flagged.stderr, new RegExp(`port ${busy} is already in use`));
+  mkdirSync(home.dir, { recursive: true, mode: 0o700 });
+  writeFileSync(home.paths.config, JSON.stringify({ gateway: { port: busy } }));
+  const configured = await runCli(['start'], { home: home.dir });
+  assert.equal(configured.code, 1);
+  assert.match(configured.stderr, new RegExp(`port ${busy} is already in use`), 'not the default port');
 });

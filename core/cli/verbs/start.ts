@@ -31,7 +31,8 @@ finishes in-flight work and stops cleanly.`,
       gateway = await startGateway({ home: io.home, port, bind, pretty: io.isTTY });
     } catch (err) {
       if (err instanceof ConfigError || err instanceof LockError || err instanceof StoreError) throw new CliError(err.message);
-      if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new CliError(`port ${port ?? 18789} is already in use; pick another with --port`);
+      // The port that was taken: --port, or gateway.port from config.json.
+      if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new CliError(`port ${(err as { port?: number }).port ?? port} is already in use; pick another with --port`);
       throw err;
     }
     io.stderr.write(`carapace: gateway ready on ${gateway.url} (home ${io.home})\n`);
