@@ -208,7 +208,8 @@ export const configSchema = {
         properties: {
           enabled: { type: 'boolean' },
           config: { type: 'object' },
-          grant: { type: 'object' },
+          // Only narrowing: what a plugin may do beyond its manifest is granted at install (plugins grant).
+          grant: { type: 'object', properties: { deny: stringList }, additionalProperties: false },
         },
         additionalProperties: false,
       },

@@ -215,7 +215,7 @@ const pluginPrivileges: Check = ({ paths }) => {
         severity: 'warn',
         what: `plugin ${id} may connect to any host (net ${net.map((n) => `"${n}"`).join(', ')})`,
         why: 'with any host reachable, a compromised or malicious plugin can send whatever it sees anywhere',
-        fix: `narrow the grant in config: carapace config set plugins.${id}.grant.net '["api.example.com:443"]', or carapace plugins remove ${id}`,
+        fix: `deny it in config (the plugin then reaches none of those hosts): carapace config set plugins.${id}.grant.deny '${JSON.stringify(net.map((n) => `net:${n}`))}', or carapace plugins remove ${id}`,
       });
     }
     const rootWrite = strings(manifest.permissions?.fs?.write).filter((p) => p === '/' || p === '/*' || p === '/**');

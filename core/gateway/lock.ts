@@ -1,4 +1,4 @@
-import { openSync, writeSync, closeSync, readFileSync, unlinkSync, existsSync } from 'node:fs';
+import { openSync, writeSync, closeSync, readFileSync, unlinkSync, existsSync, linkSync, writeFileSync } from 'node:fs';
 import type { HomePaths } from '../home.ts';
 import { writeFileAtomic } from '../home.ts';
 
@@ -76,12 +76,33 @@ export function holdLockFile(file: string, opts: { waitMs?: number; waitFor?: (h
   }
 }
 
+/**
+ * Create `file` holding this process's pid, or fail with EEXIST. It appears with
+ * its content (a hard link of a finished file): created empty and written after,
+ * another process could read no pid in between, take the lock for stale and
+ * remove it — two holders (8 concurrent `secrets set` lost one that way).
+ */
+function createWithPid(file: string): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${process.pid}\n`, { mode: 0o600 });
+  try {
+    linkSync(tmp, file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw err;
+    // No hard links on this file system: exclusive create, then write.
+    const fd = openSync(file, 'wx', 0o600);
+    writeSync(fd, `${process.pid}\n`);
+    closeSync(fd);
+  } finally {
+    unlinkSync(tmp);
+  }
+}
+
 function takeLockFile(file: string, busy: (holder: number) => string): () => void {
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      const fd = openSync(file, 'wx', 0o600);
-      writeSync(fd, `${process.pid}\n`);
-      closeSync(fd);
+      createWithPid(file);
       return () => {
         if (readPid(file) === process.pid) unlinkSync(file);
       };

@@ -81,7 +81,15 @@ test('doctor flags plugins that may reach any host or write to /, and unsigned o
   assert.equal(code, 1, 'fs write on / is an error');
   const got = report.findings.filter((f) => f.id.startsWith('plugin.')).map((f) => `${f.id} ${f.fixable}`).sort();
   assert.deepEqual(got, ['plugin.broad-fs false', 'plugin.broad-net false', 'plugin.unsigned false']);
-  assert.ok(report.findings.some((f) => f.id === 'plugin.broad-net' && f.what.includes('anywhere')));
+  const broad = report.findings.find((f) => f.id === 'plugin.broad-net' && f.what.includes('anywhere'));
+  assert.ok(broad);
+  // The suggested command is one config accepts, and it takes the broad host away.
+  const [, path, value] = /carapace config set (\S+) '([^']+)'/.exec(broad.fix)!;
+  const set = await runCli(['config', 'set', path, value], { home: h.dir, env: ENV });
+  assert.equal(set.code, 0, set.stderr);
+  assert.deepEqual(JSON.parse(value), ['net:*:443']);
+  const unknown = await runCli(['config', 'set', 'plugins.anywhere.grant.net', '["api.ok.com:443"]'], { home: h.dir, env: ENV });
+  assert.equal(unknown.code, 1, 'a grant key the host does not read is refused, not ignored');
 });
 
 test('doctor warns that exec is enabled without bubblewrap on PATH, and not once exec is denied or bwrap exists', async (t) => {
