@@ -31,8 +31,9 @@ export class InstallRefused extends Error {
 export function openLocalSource(paths: HomePaths, source: string): { dir: string; close(): void } {
   if (!existsSync(source)) throw new InstallRefused('not-found', `no plugin folder or archive at ${source}`);
   let unpacked: string | null = null;
-  if (statSync(source).isFile()) {
-    if (statSync(source).size > MAX_PLUGIN_TARBALL_BYTES) throw new InstallRefused('too-large', `${source} is larger than ${MAX_PLUGIN_TARBALL_BYTES} bytes`);
+  const stat = statSync(source);
+  if (stat.isFile()) {
+    if (stat.size > MAX_PLUGIN_TARBALL_BYTES) throw new InstallRefused('too-large', `${source} is larger than ${MAX_PLUGIN_TARBALL_BYTES} bytes`);
     try {
       unpacked = unpackRelease(readFileSync(source), join(paths.pluginsDir, '.staging'));
     } catch (err) {
@@ -58,7 +59,15 @@ export interface InstallOptions {
 }
 
 /** Check a folder as an install candidate; returns what it would request. Throws PluginRefusedError. */
-export function inspectFolder(paths: HomePaths, dir: string, opts: InstallOptions = {}): { verified: VerifiedPlugin; requested: string[]; previous: InstallRecord | null } {
+export interface Inspected {
+  verified: VerifiedPlugin;
+  /** The manifest's bytes as verified: what gets installed, whatever the folder holds by then. */
+  manifestText: string;
+  requested: string[];
+  previous: InstallRecord | null;
+}
+
+export function inspectFolder(paths: HomePaths, dir: string, opts: InstallOptions = {}): Inspected {
   const text = readFileSync(join(dir, 'plugin.json'), 'utf8');
   const manifest: Manifest = parseManifest(text);
   const previous = readInstallRecord(paths.pluginsDir, manifest.id);
@@ -73,12 +82,13 @@ export function inspectFolder(paths: HomePaths, dir: string, opts: InstallOption
     installedVersion: previous?.version,
     allowDowngrade: opts.allowDowngrade,
   });
-  return { verified, requested, previous };
+  return { verified, manifestText: text, requested, previous };
 }
 
-export function installFolder(paths: HomePaths, dir: string, opts: InstallOptions = {}): InstallRecord {
-  const { verified, requested, previous } = inspectFolder(paths, dir, opts);
-  return commitInstall(paths, verified, readFileSync(join(dir, 'plugin.json'), 'utf8'), previous, {
+/** Install a folder; `inspected`, when the caller already showed what it asks for, is not verified again. */
+export function installFolder(paths: HomePaths, dir: string, opts: InstallOptions = {}, inspected: Inspected = inspectFolder(paths, dir, opts)): InstallRecord {
+  const { verified, manifestText, requested, previous } = inspected;
+  return commitInstall(paths, verified, manifestText, previous, {
     granted: [...new Set([...requested, ...(opts.allowWorker ? ['worker'] : [])])],
     allowWorker: opts.allowWorker === true,
     installedAt: opts.now ?? Date.now(),

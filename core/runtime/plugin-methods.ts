@@ -95,7 +95,7 @@ export function registerPluginMethods({ ctx, methods, plugins }: PluginMethodsDe
         const shown = { id: m.id, version: m.version, runtime: m.runtime ?? 'isolate', keyId: inspected.verified.key.keyId, requested: inspected.requested, previousVersion: inspected.previous?.version ?? null };
         // Without yes the caller gets what it would accept, and nothing changes.
         if (p.yes !== true) return { ...shown, installed: false };
-        const record = install.installFolder(ctx.paths, local.dir, opts);
+        const record = install.installFolder(ctx.paths, local.dir, opts, inspected);
         ctx.audit.append({ actor: actor(caller), action: 'plugin.install', target: m.id, data: { version: m.version, previous: shown.previousVersion, granted: record.granted, keyId: shown.keyId, digest: inspected.verified.digest, source: p.spec } });
         return { ...shown, granted: record.granted, installed: true, reload: await plugins.reloadInstalled() };
       } finally {

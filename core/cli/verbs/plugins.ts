@@ -151,7 +151,7 @@ async function installLocal(io: IO, source: string, opts: { allowWorker: boolean
       return 1;
     }
     const record = withAudit(io, (audit) => {
-      const rec = installFolder(io.paths, dir, opts);
+      const rec = installFolder(io.paths, dir, opts, inspected);
       audit.append({ actor: 'cli', action: 'plugin.install', target: m.id, data: { version: m.version, previous: inspected.previous?.version ?? null, granted: rec.granted, keyId: inspected.verified.key.keyId, digest: inspected.verified.digest, source } });
       return rec;
     });
