@@ -20,6 +20,13 @@ export function pointerOf(err: ErrorObject): string {
   return err.instancePath;
 }
 
+/** What ajv's error says, as a config or manifest refusal words it. */
+export function reasonOf(err: ErrorObject): string {
+  if (err.keyword === 'additionalProperties') return 'unknown key';
+  if (err.keyword === 'enum') return `${err.message}: ${(err.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
+  return err.message ?? 'invalid';
+}
+
 export function escapePointer(key: string): string {
   return key.replace(/~/g, '~0').replace(/\//g, '~1');
 }

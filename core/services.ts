@@ -32,6 +32,16 @@ export const lateServiceFactories: ServiceFactory[] = [
     const bus = registry.find<import('./kernel.ts').Service & { broker?: import('./bus/types.ts').Broker }>('bus');
     const host = createPluginHost(ctx, { broker: bus?.broker, secrets: kernelSecrets(ctx), pluginConfig: kernelPluginConfig(ctx), userConfig: kernelUserConfig(ctx) });
     host.discover();
+    // Edits a plugin's schema refuses are refused (config.json keeps its last valid
+    // state); one already there at start is the plugin's refusal when it loads.
+    const { checkPluginConfig } = await import('./plugins/config-check.ts');
+    const check = (raw: Record<string, unknown>) => checkPluginConfig(raw, host.manifests());
+    ctx.config.addCheck(check);
+    try {
+      check(ctx.config.raw);
+    } catch (err) {
+      ctx.log.error('config.json: a plugin will refuse to start until this is fixed', { error: (err as Error).message });
+    }
     return host;
   },
   runtime('approvalsFactory'),

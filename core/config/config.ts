@@ -1,5 +1,5 @@
 import type { ErrorObject } from 'ajv';
-import { escapePointer, kernelAjv, pointerOf } from '../schema.ts';
+import { escapePointer, kernelAjv, pointerOf, reasonOf } from '../schema.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { configSchema } from './schema.ts';
 import { writeFileAtomic } from '../home.ts';
@@ -109,15 +109,13 @@ function describe(errors: ErrorObject[]): ConfigError {
   const credential = errors.find((e) => e.keyword === 'anyOf' && /apiKey|secret$/.test(e.instancePath));
   if (credential) return new ConfigError(credential.instancePath, 'must be {"secret":"NAME"} or "${ENV_VAR}" — secrets are never written into config.json');
   const err = errors[0];
-  if (err.keyword === 'additionalProperties') return new ConfigError(pointerOf(err), 'unknown key');
   // A bad key under a map (providers, hooks): ajv puts the key itself on the propertyNames error that follows.
   const names = errors.find((e) => e.keyword === 'propertyNames' && e.instancePath === err.instancePath);
   if (names) {
     const key = (names.params as { propertyName: string }).propertyName;
     return new ConfigError(`${err.instancePath}/${escapePointer(key)}`, `is not an allowed name (${err.message})`);
   }
-  const allowed = err.keyword === 'enum' ? `: ${(err.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}` : '';
-  return new ConfigError(pointerOf(err) || '/', (err.message ?? 'invalid') + allowed);
+  return new ConfigError(pointerOf(err) || '/', reasonOf(err));
 }
 
 /** Validate a parsed config.json against the kernel schema; throws ConfigError naming the JSON path. */

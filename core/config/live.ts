@@ -6,6 +6,7 @@ import type { AuditLog } from '../audit.ts';
 import type { Logger } from '../log/logger.ts';
 
 export type ConfigListener = (next: Config, prev: Config) => void;
+export type ConfigCheck = (raw: Record<string, unknown>) => void;
 
 /**
  * The gateway's view of config.json: the last valid config, reloaded when the file
@@ -18,6 +19,11 @@ export interface LiveConfig {
   onChange(listener: ConfigListener): () => void;
   /** Validate, write atomically, audit and apply one change. Throws ConfigError. */
   set(path: string, value: unknown, actor: string): void;
+  /**
+   * A check beyond the kernel schema (a plugin's own keys), run on every change:
+   * throwing ConfigError refuses it. Returns its removal.
+   */
+  addCheck(check: ConfigCheck): () => void;
   reload(actor?: string): boolean;
   close(): void;
 }
@@ -37,6 +43,10 @@ export function createLiveConfig(path: string, initial: LoadedConfig, deps: { au
   let current = initial.config;
   let raw = initial.raw;
   const listeners = new Set<ConfigListener>();
+  const checks = new Set<ConfigCheck>();
+  const check = (next: Record<string, unknown>) => {
+    for (const c of checks) c(next);
+  };
   let watcher: FSWatcher | null = null;
   let debounce: NodeJS.Timeout | null = null;
 
@@ -72,8 +82,13 @@ export function createLiveConfig(path: string, initial: LoadedConfig, deps: { au
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
+    addCheck(c) {
+      checks.add(c);
+      return () => checks.delete(c);
+    },
     set(p, value, actor) {
       const next = setPath(raw, splitPath(p), value);
+      check(next);
       saveConfig(path, next);
       apply(next, actor, 'config.set');
     },
@@ -84,6 +99,7 @@ export function createLiveConfig(path: string, initial: LoadedConfig, deps: { au
       }
       try {
         const next = parseConfigText(readFileSync(path, 'utf8'));
+        check(next);
         apply(next, actor, 'config.reload');
         return true;
       } catch (err) {

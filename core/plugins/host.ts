@@ -630,6 +630,11 @@ export class PluginHost implements Service {
     return [...this.#entries.values()].filter((e) => e.id === e.loc.id && e.verified?.manifest.kind === kind && e.state !== 'disabled').map((e) => e.id);
   }
 
+  /** The manifests of the plugins that verified (not their derived instances). */
+  manifests(): VerifiedPlugin['manifest'][] {
+    return [...this.#entries.values()].flatMap((e) => (e.id === e.loc.id && e.verified ? [e.verified.manifest] : []));
+  }
+
   manifestOf(id: string): VerifiedPlugin['manifest'] | undefined {
     return this.#entries.get(id)?.verified?.manifest;
   }

@@ -4,7 +4,7 @@
 // between "checked" and "loaded" for a file to change.
 
 import { Ajv } from 'ajv';
-import { kernelAjv, pointerOf } from '../schema.ts';
+import { kernelAjv, pointerOf, reasonOf } from '../schema.ts';
 import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -119,13 +119,18 @@ function configValidator(m: Manifest): ReturnType<typeof configAjv.compile> {
   return v;
 }
 
+/** The first way `config` fails the manifest's `config` schema (its JSON pointer, why), or null; `config` gets the schema's defaults. */
+export function pluginConfigProblem(m: Manifest, config: Record<string, unknown>): { pointer: string; reason: string } | null {
+  const v = configValidator(m);
+  return v(config) ? null : { pointer: pointerOf(v.errors![0]), reason: reasonOf(v.errors![0]) };
+}
+
 /** The user's config for a plugin, validated (and defaulted) against the manifest's `config` schema. */
 export function validatePluginConfig(m: Manifest, config: unknown): Record<string, unknown> {
   const value = structuredClone(config ?? {}) as Record<string, unknown>;
-  const v = configValidator(m);
-  if (!v(value)) {
-    const e = v.errors![0];
-    throw new PluginRefusedError('config-invalid', `config for plugin ${m.id} is invalid at "${e.instancePath}": ${e.message}`, { pluginId: m.id, pointer: e.instancePath });
+  const problem = pluginConfigProblem(m, value);
+  if (problem) {
+    throw new PluginRefusedError('config-invalid', `config for plugin ${m.id} is invalid at "${problem.pointer}": ${problem.reason}`, { pluginId: m.id, pointer: problem.pointer });
   }
   return value;
 }

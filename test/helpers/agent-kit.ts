@@ -29,7 +29,7 @@ export function fakeClock(start = Date.UTC(2026, 0, 15, 12, 0, 0)): FakeClock {
 export function staticConfig(raw: Record<string, unknown>): LiveConfig {
   validateConfig(raw);
   const current = mergeDefaults(defaultConfig(), raw) as Config;
-  return { current, raw, onChange: () => () => {}, set: () => {}, reload: () => true, close: () => {} };
+  return { current, raw, onChange: () => () => {}, addCheck: () => () => {}, set: () => {}, reload: () => true, close: () => {} };
 }
 
 export function kernelContext(home: TempHome, raw: Record<string, unknown>, clock: Clock = fakeClock(), db?: Db): KernelContext {

@@ -16,7 +16,8 @@ const roots = { WORKSPACE: '/w', PLUGIN_DATA: '/d' };
 test('channels.<id>.apiBaseUrl grants that host:port and the secrets meant for the default host', () => {
   const m = manifest('channel.telegram');
   const cfg = validatePluginConfig(m, pluginConfigFor(m, { channel: { enabled: true, dmPolicy: 'pairing', apiBaseUrl: 'http://127.0.0.1:8081/', groups: {} } }));
-  assert.equal(cfg.dmPolicy, 'pairing', 'the channel config reaches the plugin');
+  assert.equal(cfg.apiBaseUrl, 'http://127.0.0.1:8081/', 'the channel config reaches the plugin');
+  assert.equal(cfg.dmPolicy, undefined, "the router's keys stay with the router: the plugin's schema has none of them");
   const d = deriveGrant(m, cfg, granted(m), 'channels.telegram');
   assert.deepEqual(d.permissions.sort(), ['net:127.0.0.1:8081', 'secret:TELEGRAM_BOT_TOKEN@127.0.0.1', 'secret:TELEGRAM_WEBHOOK_SECRET@127.0.0.1']);
   assert.deepEqual(d.from, ['channels.telegram.apiBaseUrl -> 127.0.0.1:8081']);

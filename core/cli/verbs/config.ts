@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { CliError, UsageError } from '../../errors.ts';
 import { ConfigError, loadConfig, parseConfigText, saveConfig, setPath, splitPath, getPath } from '../../config/config.ts';
 import { changedPaths } from '../../config/live.ts';
+import { checkPluginConfig, verifiedManifests } from '../../plugins/config-check.ts';
 import { ensureHome } from '../../home.ts';
 import { acquireLock, readRunInfo } from '../../gateway/lock.ts';
 import { openDb } from '../../store/db.ts';
@@ -65,6 +66,7 @@ async function change(io: CliIO, path: string, value: unknown): Promise<void> {
       throw err;
     }
     try {
+      checkPluginConfig(next, verifiedManifests(io.paths));
       saveConfig(io.paths.config, next);
     } catch (err) {
       if (err instanceof ConfigError) throw new CliError(`${err.message} (nothing was written)`);
@@ -120,7 +122,7 @@ export const verb: Verb = {
           return 0;
         }
         try {
-          parseConfigText(readFileSync(file, 'utf8'));
+          checkPluginConfig(parseConfigText(readFileSync(file, 'utf8')), verifiedManifests(io.paths));
         } catch (err) {
           if (err instanceof ConfigError) {
             if (io.json) io.emit({ valid: false, file, path: err.path, error: err.message });

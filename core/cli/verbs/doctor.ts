@@ -18,7 +18,15 @@ fixes that are safe to apply unattended. Exits 1 while an error-level finding re
     let config;
     const configFindings: Finding[] = [];
     try {
-      config = loadConfig(io.paths.config).config;
+      const loaded = loadConfig(io.paths.config);
+      config = loaded.config;
+      const { checkPluginConfig, verifiedManifests } = await import('../../plugins/config-check.ts');
+      try {
+        checkPluginConfig(loaded.raw, verifiedManifests(io.paths));
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        configFindings.push({ id: 'config.plugin-invalid', severity: 'error', what: `config.json is invalid: ${err.message}`, why: 'that plugin refuses to start on it, and a running gateway refuses every edit that keeps it', fix: 'carapace config validate, then correct the path it names' });
+      }
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       configFindings.push({ id: 'config.invalid', severity: 'error', what: `config.json is invalid: ${err.message}`, why: 'the gateway will not start on it', fix: 'carapace config validate, then correct the path it names' });

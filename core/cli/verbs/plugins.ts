@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CliError, UsageError } from '../../errors.ts';
 import type { Verb } from '../main.ts';
@@ -6,8 +6,8 @@ import { ensureHome } from '../../home.ts';
 import { openDb } from '../../store/db.ts';
 import { createAuditLog } from '../../audit.ts';
 import { secretValues } from '../../secrets/known.ts';
-import { bundledPlugins, installedPlugins } from '../../plugins/installed.ts';
-import { loadTrustStore, PluginRefusedError, verifyPlugin, type VerifiedPlugin } from '../../plugins/manifest.ts';
+import { verifyOnDisk } from '../../plugins/config-check.ts';
+import { PluginRefusedError } from '../../plugins/manifest.ts';
 import { grantPermission, inspectFolder, installFolder, InstallRefused, openLocalSource, removePlugin } from '../../plugins/install.ts';
 
 type IO = Parameters<Verb['run']>[0];
@@ -187,21 +187,10 @@ interface Row {
 }
 
 function verifyAll(io: IO): Row[] {
-  const { store } = loadTrustStore(io.paths.trustDir);
-  return [...bundledPlugins(), ...installedPlugins(io.paths.pluginsDir)].map((loc) => {
-    try {
-      const v: VerifiedPlugin = verifyPlugin(readFileSync(loc.manifestFile, 'utf8'), loc.dir, {
-        trust: store,
-        source: loc.source,
-        granted: loc.record?.granted,
-        allowWorker: loc.record?.allowWorker,
-        ignoreFiles: loc.ignore,
-      });
-      return { id: loc.id, source: loc.source, version: v.manifest.version, kind: v.manifest.kind, runtime: v.manifest.runtime ?? 'isolate', ok: true, permissions: v.granted };
-    } catch (err) {
-      if (err instanceof PluginRefusedError) return { id: loc.id, source: loc.source, ok: false, refusal: err.reason, error: err.message };
-      return { id: loc.id, source: loc.source, ok: false, refusal: 'unreadable', error: (err as Error).message };
-    }
+  return verifyOnDisk(io.paths).map(({ loc, verified: v, error }) => {
+    if (v) return { id: loc.id, source: loc.source, version: v.manifest.version, kind: v.manifest.kind, runtime: v.manifest.runtime ?? 'isolate', ok: true, permissions: v.granted };
+    if (error instanceof PluginRefusedError) return { id: loc.id, source: loc.source, ok: false, refusal: error.reason, error: error.message };
+    return { id: loc.id, source: loc.source, ok: false, refusal: 'unreadable', error: error!.message };
   });
 }
 
