@@ -119,7 +119,8 @@ export const configSchema = {
           apiKey: credential,
           authHeader: { enum: ['x-api-key', 'bearer'] },
           baseUrl: { type: ['string', 'null'] },
-          proxy: { type: ['string', 'null'] },
+          // http(s)://host:port only: credentials in a URL would be a secret written into config.json.
+          proxy: { type: ['string', 'null'], pattern: '^https?://[^/@\\s?#]+/?$' },
           timeoutMs: { type: 'integer', minimum: 100 },
           models: { type: 'array', items: { type: 'object' } },
         },

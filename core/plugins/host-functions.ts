@@ -32,6 +32,7 @@ export interface HostFunctionOptions {
   /** Push an event into the plugin: a bus message for a subscription, an interval tick, socket events. */
   deliver(kind: 'bus' | 'interval' | 'socket', handlerId: number, payload: unknown): Promise<void> | void;
   resolve?: NetOptions['resolve'];
+  proxy?: NetOptions['proxy'];
   sockets?: Partial<SocketLimits>;
   /** Whether the plugin is serving a tool call in this session now; a bus message may carry only such a session. */
   isServing?(sessionKey: string): boolean;
@@ -58,7 +59,7 @@ function str(v: unknown, what: string): string {
 
 export function createHostFunctions(o: HostFunctionOptions): HostFunctions {
   const { grant } = o;
-  const netOpts: NetOptions = { grant, secrets: o.secrets, maxResponseBytes: o.limits.maxResponseBytes, maxTimeoutMs: o.limits.callTimeoutMs, resolve: o.resolve };
+  const netOpts: NetOptions = { grant, secrets: o.secrets, maxResponseBytes: o.limits.maxResponseBytes, maxTimeoutMs: o.limits.callTimeoutMs, resolve: o.resolve, proxy: o.proxy };
   const subscriptions = new Map<number, () => void>();
   const intervals = new Map<number, NodeJS.Timeout>();
   const sleeps = new Set<NodeJS.Timeout>();

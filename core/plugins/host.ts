@@ -397,6 +397,8 @@ export class PluginHost implements Service {
       limits: { maxResponseBytes: limits.maxResponseBytes, callTimeoutMs: limits.callTimeoutMs },
       deliver: (kind, handlerId, payload) => instance?.deliver(kind, handlerId, payload),
       resolve: this.#deps.resolve,
+      // A provider's own proxy, for its requests only: no global proxy reroutes every channel by accident (config.md).
+      proxy: m.kind === 'provider' && provider?.proxy ? proxyUrl(provider.proxy, e.configKey) : null,
       sockets: this.#deps.sockets,
       isServing: (sessionKey) => this.#entry(id).serving.has(sessionKey),
     });
@@ -637,6 +639,14 @@ export class PluginHost implements Service {
 
   manifestOf(id: string): VerifiedPlugin['manifest'] | undefined {
     return this.#entries.get(id)?.verified?.manifest;
+  }
+}
+
+function proxyUrl(text: string, providerId: string): URL {
+  try {
+    return new URL(text);
+  } catch {
+    throw new PluginRefusedError('config-invalid', `providers.${providerId}.proxy is not a URL: ${text}`, { pointer: `/providers/${providerId}/proxy` });
   }
 }
 

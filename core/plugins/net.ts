@@ -4,7 +4,10 @@
 // re-checked hop by hop, `{{secret:NAME}}` substituted only for hosts listed for
 // that secret, and the substituted values scrubbed from whatever comes back.
 
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, RequestOptions } from 'node:http';
+import type { RequestOptions as HttpsRequestOptions } from 'node:https';
+import type { Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP, type LookupFunction } from 'node:net';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
@@ -33,6 +36,12 @@ export interface NetOptions {
   maxTimeoutMs: number;
   /** Resolve a name (tests may point names at loopback). */
   resolve?: (host: string) => Promise<{ address: string; family: number }[]>;
+  /**
+   * An HTTP(S) proxy every request goes through (a provider's `providers.<id>.proxy`):
+   * https by CONNECT, TLS verified end to end with the target; http in absolute form.
+   * The user configured it, so it is not checked against the grant; the targets are.
+   */
+  proxy?: URL | null;
 }
 
 export interface KernelFetchInit {
@@ -109,8 +118,22 @@ async function checkTarget(rawUrl: string, opts: NetOptions, used: Set<string>):
   if (url.hostname !== template.hostname || url.port !== template.port || url.protocol !== template.protocol || url.username || url.password) {
     throw new NetError('a secret value changed the destination of the URL; refusing');
   }
-  const pinned = await resolveTarget(host, port, opts);
+  const pinned = opts.proxy ? await proxiedTarget(host, port, opts) : await resolveTarget(host, port, opts);
   return { url, host, port, ...pinned, substituted };
+}
+
+/**
+ * Through a proxy the proxy resolves the name, and a machine behind one often
+ * cannot resolve outside names at all: the grant is checked for host:port, and
+ * every address the name does resolve to here must pass as without a proxy.
+ */
+async function proxiedTarget(host: string, port: number, opts: NetOptions): Promise<{ address: string; family: number }> {
+  try {
+    return await resolveTarget(host, port, opts);
+  } catch (err) {
+    if (err instanceof NetError && err.message.startsWith('cannot resolve')) return { address: host, family: 0 };
+    throw err;
+  }
 }
 
 /**
@@ -142,16 +165,54 @@ export function pinnedLookup(address: string, family: number): LookupFunction {
   }) as unknown as LookupFunction;
 }
 
-function send(hop: Hop, method: string, headers: Record<string, string>, body: Uint8Array | string | null, signal: AbortSignal): Promise<IncomingMessage> {
+function send(hop: Hop, method: string, headers: Record<string, string>, body: Uint8Array | string | null, signal: AbortSignal, proxy?: URL | null): Promise<IncomingMessage> {
+  const { request, target, options } = route(hop, headers, signal, proxy);
   return new Promise((resolve, reject) => {
-    const req = (hop.url.protocol === 'https:' ? httpsRequest : httpRequest)(
-      hop.url,
-      { method, headers, lookup: pinnedLookup(hop.address, hop.family), agent: false, signal, servername: isIP(hop.host) ? undefined : hop.host },
-      resolve,
-    );
+    const req = request(target, { method, headers, signal, ...options }, resolve);
     req.on('error', reject);
     if (body !== null && body !== undefined) req.end(body);
     else req.end();
+  });
+}
+
+type Request = typeof httpRequest;
+
+/** Where a request connects, and how: straight to the pinned address, or through the proxy. */
+function route(hop: Hop, headers: Record<string, string>, signal: AbortSignal, proxy?: URL | null): { request: Request; target: URL; options: RequestOptions } {
+  const servername = isIP(hop.host) ? undefined : hop.host;
+  if (!proxy) {
+    return { request: hop.url.protocol === 'https:' ? httpsRequest : httpRequest, target: hop.url, options: { lookup: pinnedLookup(hop.address, hop.family), agent: false, servername } as HttpsRequestOptions };
+  }
+  if (hop.url.protocol === 'http:') {
+    // Absolute form: the proxy is what is connected to, and is told where to.
+    return { request: proxyRequest(proxy), target: proxy, options: { path: hop.url.href, headers: { ...headers, host: hop.url.host }, agent: false } };
+  }
+  // The tunnel first; then TLS with the target inside it, verified for the target's name.
+  const tunnel = connectTunnel(proxy, hop, signal);
+  const createConnection: RequestOptions['createConnection'] = (_opts, done) => {
+    tunnel.then((socket) => done(null, tlsConnect({ socket, host: hop.host, servername })), (err: Error) => done(err, undefined as unknown as Socket));
+    return undefined;
+  };
+  return { request: httpsRequest, target: hop.url, options: { createConnection } };
+}
+
+const proxyRequest = (proxy: URL) => (proxy.protocol === 'https:' ? httpsRequest : httpRequest);
+
+function connectTunnel(proxy: URL, hop: Hop, signal: AbortSignal): Promise<Socket> {
+  const authority = `${isIP(hop.host) === 6 ? `[${hop.host}]` : hop.host}:${hop.port}`;
+  return new Promise((resolve, reject) => {
+    const req = proxyRequest(proxy)(proxy, { method: 'CONNECT', path: authority, headers: { host: authority }, agent: false, signal });
+    req.on('connect', (res, socket, head) => {
+      if (res.statusCode !== 200) {
+        socket.destroy();
+        reject(new Error(`proxy ${proxy.host} answered CONNECT ${authority} with ${res.statusCode}`));
+        return;
+      }
+      if (head.length) socket.unshift(head);
+      resolve(socket);
+    });
+    req.on('error', reject);
+    req.end();
   });
 }
 
@@ -194,7 +255,7 @@ export async function kernelFetchStream(rawUrl: string, init: KernelFetchInit, o
       if (sentBody !== null) headers['content-length'] = String(typeof sentBody === 'string' ? Buffer.byteLength(sentBody) : sentBody.byteLength);
       let res: IncomingMessage;
       try {
-        res = await send(hop, method, headers, sentBody, ac.signal);
+        res = await send(hop, method, headers, sentBody, ac.signal, opts.proxy);
       } catch (err) {
         if (ac.signal.aborted && ac.signal.reason instanceof Error) throw ac.signal.reason;
         throw new NetError(scrub(`request to ${hop.host}:${hop.port} failed: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`));

@@ -161,3 +161,10 @@ test('config errors name the member at fault and say what is wanted: a literal k
   assert.match(refusal({ logging: { level: 'loud' } }).message, /allowed values: "trace", "debug", "info", "warn", "error", "fatal"$/);
   assert.throws(() => parseConfigText('not json\n'), (err: ConfigError) => !err.message.includes('\n') && /not valid JSON/.test(err.message));
 });
+
+test('providers.<id>.proxy is http(s)://host:port: credentials in it would be a secret in config.json', () => {
+  validateConfig({ providers: { anthropic: { proxy: 'http://127.0.0.1:3128' }, openai: { proxy: 'https://[::1]:8443/' } } });
+  for (const proxy of ['http://user:pass@proxy.lan:3128', 'socks5://proxy.lan:1080', 'http://proxy.lan:3128/path']) {
+    assert.throws(() => validateConfig({ providers: { anthropic: { proxy } } }), (err: unknown) => err instanceof ConfigError && err.path === '/providers/anthropic/proxy', proxy);
+  }
+});

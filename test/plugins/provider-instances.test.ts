@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import { writeFileSync } from 'node:fs';
+import { createServer as createHttpsServer } from 'node:https';
+import { getCACertificates, setDefaultCACertificates } from 'node:tls';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makePlugin, throwawayPublisher, type TestPlugin } from '../helpers/plugins.ts';
 import { startHost, stateOf } from '../helpers/plugin-host.ts';
@@ -12,6 +14,8 @@ import type { LoadSpec, PluginInstance } from '../../core/plugins/runtime.ts';
 import type { CompletionRequest, CompletionResult } from '../../core/plugin-api.ts';
 import type { ProviderConfig } from '../../core/config/config.ts';
 import { until } from '../helpers/wait.ts';
+import { startHttpProxy } from '../helpers/http-proxy.ts';
+import { haveOpenssl, selfSignedCert } from '../helpers/mail-servers.ts';
 
 // A provider plugin is written for one endpoint (its `carapace.config`); every
 // further configured endpoint of the same wire format runs as an instance of its
@@ -251,4 +255,60 @@ test('an instance that finishes starting after its plugin was removed is stopped
   await removed;
   assert.deepEqual(rt.stopped, ['probe.x']);
   assert.deepEqual(fx.host.list().filter((r) => r.id.startsWith('probe')), []);
+});
+
+test("providers.<id>.proxy carries that endpoint's requests, and only its own", async (t) => {
+  const pub = throwawayPublisher();
+  t.after(pub.cleanup);
+  const p = probe(pub.kp);
+  t.after(p.cleanup);
+  const [a, b, proxy] = [await endpoint(t), await endpoint(t), await startHttpProxy()];
+  t.after(proxy.close);
+  const providers: Record<string, ProviderConfig> = {
+    probe: { baseUrl: a.url, apiKey: { secret: 'A_KEY' }, proxy: proxy.url },
+    second: { baseUrl: b.url, apiKey: { secret: 'B_KEY' } },
+  };
+  const fx = await startHost(t, [p], pub.kp, { secrets: mapSecrets(KEYS), userConfig: () => ({ providers }) });
+  await fx.host.complete('probe', ask({ key: 'A_KEY' }), none);
+  assert.deepEqual(proxy.seen, [`GET ${a.url}`], 'plain http in absolute form, to the proxy');
+  assert.deepEqual(a.seen, [KEYS.A_KEY], 'and on to the endpoint');
+  await fx.host.complete(fx.host.providerInstance('second', 'probe'), ask({ key: 'B_KEY' }), none);
+  assert.deepEqual([proxy.seen.length, b.seen], [1, [KEYS.B_KEY]], 'the other endpoint goes direct');
+  // The grant still holds through the proxy: it decides the target, not the proxy.
+  await assert.rejects(fx.host.complete('probe', ask({ key: 'A_KEY', url: b.url }), none), /plugin probe may not connect/);
+  assert.equal(proxy.seen.length, 1);
+});
+
+test('https through a proxy: a CONNECT tunnel, TLS verified end to end with the target; a refused CONNECT is an error naming it', { skip: haveOpenssl ? false : 'openssl is not installed' }, async (t) => {
+  const pub = throwawayPublisher();
+  t.after(pub.cleanup);
+  const p = probe(pub.kp);
+  t.after(p.cleanup);
+  const cert = selfSignedCert();
+  t.after(cert.cleanup);
+  const seen: string[] = [];
+  const server = createHttpsServer({ cert: readFileSync(cert.cert), key: readFileSync(cert.key) }, (req, res) => {
+    seen.push(String(req.headers['x-key']));
+    res.end('ok');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise((resolve) => server.close(resolve).closeAllConnections()));
+  const url = `https://127.0.0.1:${(server.address() as { port: number }).port}/`;
+  const proxy = await startHttpProxy();
+  t.after(proxy.close);
+  const providers: Record<string, ProviderConfig> = { probe: { baseUrl: url, apiKey: { secret: 'A_KEY' }, proxy: proxy.url } };
+  const fx = await startHost(t, [p], pub.kp, { secrets: mapSecrets(KEYS), userConfig: () => ({ providers }) });
+
+  await assert.rejects(fx.host.complete('probe', ask({ key: 'A_KEY' }), none), /SELF_SIGNED/, 'a certificate the target cannot prove is refused, tunnel or not');
+  assert.deepEqual([proxy.seen, seen], [[`CONNECT 127.0.0.1:${new URL(url).port}`], []]);
+
+  const defaults = getCACertificates('default');
+  setDefaultCACertificates([...defaults, readFileSync(cert.cert, 'utf8')]);
+  t.after(() => setDefaultCACertificates(defaults));
+  await fx.host.complete('probe', ask({ key: 'A_KEY' }), none);
+  assert.deepEqual(seen, [KEYS.A_KEY], 'the request went through the tunnel');
+
+  proxy.refuseConnect = 403;
+  await assert.rejects(fx.host.complete('probe', ask({ key: 'A_KEY' }), none), new RegExp(`proxy 127\\.0\\.0\\.1:\\d+ answered CONNECT 127\\.0\\.0\\.1:${new URL(url).port} with 403`));
+  assert.equal(proxy.seen.length, 3);
 });
