@@ -71,6 +71,24 @@ export function createLiveConfig(path: string, initial: LoadedConfig, deps: { au
     }
   }
 
+  /**
+   * What config.json holds now, to change: an edit not yet picked up is kept, and
+   * one that was refused is not overwritten by a change made on top of the last
+   * valid config — the change is refused until the edit is corrected.
+   */
+  function onDisk(): Record<string, unknown> {
+    if (!existsSync(path)) return {};
+    try {
+      const parsed = parseConfigText(readFileSync(path, 'utf8'));
+      check(parsed);
+      return parsed;
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      const reason = err.message.replace(/^config( \S+)?: /, '');
+      throw new ConfigError(err.path, `${reason} — an edit in config.json that is not applied; correct it first: a change now would overwrite it`);
+    }
+  }
+
   const live: LiveConfig = {
     get current() {
       return current;
@@ -87,7 +105,7 @@ export function createLiveConfig(path: string, initial: LoadedConfig, deps: { au
       return () => checks.delete(c);
     },
     set(p, value, actor) {
-      const next = setPath(raw, splitPath(p), value);
+      const next = setPath(onDisk(), splitPath(p), value);
       check(next);
       saveConfig(path, next);
       apply(next, actor, 'config.set');

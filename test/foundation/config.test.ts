@@ -168,3 +168,23 @@ test('providers.<id>.proxy is http(s)://host:port: credentials in it would be a 
     assert.throws(() => validateConfig({ providers: { anthropic: { proxy } } }), (err: unknown) => err instanceof ConfigError && err.path === '/providers/anthropic/proxy', proxy);
   }
 });
+
+test('a change through the gateway never overwrites a hand edit it refused: it is refused itself, naming the edit', async (t) => {
+  const home = tempHome();
+  t.after(home.cleanup);
+  writeConfig(home.dir, '{"logging": {"level": "info"}}');
+  const gw = await spawnGateway(home.dir);
+  t.after(() => gw.stop('SIGKILL'));
+  const edit = '{"logging": {"level": "loud"}, "gateway": {"pluginIdleSeconds": 30}}';
+  writeFileSync(home.paths.config, edit);
+  const res = await runCli(['config', 'set', 'session.idleResetMinutes', '60'], { home: home.dir });
+  assert.equal(res.code, 1);
+  assert.match(res.stderr, /\/logging\/level: must be equal to one of the allowed values.* an edit in config\.json that is not applied; correct it first/);
+  assert.equal(readFileSync(home.paths.config, 'utf8'), edit, 'the hand edit is still there');
+
+  writeFileSync(home.paths.config, '{"logging": {"level": "debug"}, "gateway": {"pluginIdleSeconds": 30}}');
+  const ok = await runCli(['config', 'set', 'session.idleResetMinutes', '60'], { home: home.dir });
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.deepEqual(JSON.parse(readFileSync(home.paths.config, 'utf8')), { logging: { level: 'debug' }, gateway: { pluginIdleSeconds: 30 }, session: { idleResetMinutes: 60 } }, 'a corrected edit not yet picked up is kept under the change');
+  assert.equal((await gw.stop()).code, 0);
+});
