@@ -28,7 +28,13 @@ export interface HandshakeDeps {
 
 export type HandshakeResult =
   | { ok: true; device: DeviceRecord; role: 'operator' | 'node'; scopes: string[]; hello: Hello; viaInvite: boolean }
-  | { ok: false; error: CarapaceError; pairing?: PairingRequest & { fresh: boolean } };
+  | {
+      ok: false;
+      error: CarapaceError;
+      pairing?: PairingRequest & { fresh: boolean };
+      /** Set when the device proved its key and was refused all the same (unpaired, revoked, a role or scope it lacks): the failure counts against it. */
+      deviceId?: string;
+    };
 
 /**
  * Check one `connect` against the nonce this socket was sent. `nonceUnused` is
@@ -60,7 +66,16 @@ function run(rawParams: unknown, nonce: string, nonceUnused: boolean, deps: Hand
   if (Math.abs(now - p.device.signedAt) > SIGNED_AT_SKEW_MS) throw unauthorized('stale', 'signedAt is more than 60 s away from the gateway clock');
   const message = connectPayload({ gatewayId: deps.gateway.id, deviceId: p.device.id, role: p.role, scopes: p.scopes, nonce, signedAt: p.device.signedAt });
   if (!verify(message, p.device.signature, publicKey)) throw unauthorized('signature', 'the signature does not verify with device.publicKey');
+  try {
+    return admit(p, nonce, deps);
+  } catch (err) {
+    if (err instanceof CarapaceError) return { ok: false, error: err, deviceId: p.device.id };
+    throw err;
+  }
+}
 
+/** The device proved its key: is it paired, with the role and scopes it asks for? */
+function admit(p: ConnectParams, nonce: string, deps: HandshakeDeps): HandshakeResult {
   let device = deps.devices.get(p.device.id);
   let viaInvite = false;
   if (device?.revokedAt != null) throw unauthorized('revoked', 'this device was revoked');
@@ -77,6 +92,7 @@ function run(rawParams: unknown, nonce: string, nonceUnused: boolean, deps: Hand
       return {
         ok: false,
         pairing,
+        deviceId: p.device.id,
         error: new CarapaceError('PAIRING_REQUIRED', `this device is not paired yet; approve it with: carapace devices approve ${pairing.code}`, details),
       };
     }

@@ -198,9 +198,9 @@ function buildBus(ctx: KernelContext, registry: ServiceRegistry, options: BusOpt
     c.port?.close();
   }
 
-  function failHandshake(c: Conn, id: string, err: CarapaceError | { code: string; message: string; details?: Record<string, unknown> }): void {
+  function failHandshake(c: Conn, id: string, err: CarapaceError | { code: string; message: string; details?: Record<string, unknown> }, deviceId?: string): void {
     handshakeFailures++;
-    limiter.fail(sourcesOf(c));
+    limiter.fail(deviceId ? [...sourcesOf(c), `device:${deviceId}`] : sourcesOf(c));
     send(c, resErr(id, err instanceof CarapaceError ? err.toWire() : err));
     closeConn(c, 1008, 'handshake failed');
   }
@@ -225,10 +225,16 @@ function buildBus(ctx: KernelContext, registry: ServiceRegistry, options: BusOpt
   }
 
   function handshake(c: Conn, id: string, params: unknown): void {
-    const wait = limiter.lockedFor(sourcesOf(c));
+    // A device is counted against only for failures it proved its key for (below), so
+    // naming someone else's device id cannot lock that device out; it can only meet
+    // a lockout the device earned itself.
+    const claimed = (params as { device?: { id?: unknown } } | null)?.device?.id;
+    const deviceWait = typeof claimed === 'string' ? limiter.lockedFor([`device:${claimed}`]) : 0;
+    const wait = Math.max(limiter.lockedFor(sourcesOf(c)), deviceWait);
     if (wait > 0) {
       // Not counted again: a locked-out source cannot extend its own lockout by knocking.
-      send(c, resErr(id, new CarapaceError('RATE_LIMITED', 'too many failed handshakes from this address; try again later', { retryAfterMs: wait }).toWire()));
+      const from = wait === deviceWait ? 'this device' : 'this address';
+      send(c, resErr(id, new CarapaceError('RATE_LIMITED', `too many failed handshakes from ${from}; try again later`, { retryAfterMs: wait }).toWire()));
       closeConn(c, 1008, 'rate limited');
       return;
     }
@@ -247,7 +253,7 @@ function buildBus(ctx: KernelContext, registry: ServiceRegistry, options: BusOpt
         fanout.broadcast('device.pairing.requested', { requestId, code, deviceId, role, scopes, client, expiresAt }, 'operator.pairing');
       }
       log.info('bus handshake refused', { ip: c.ip, origin: c.origin, code: result.error.code, reason: result.error.details?.reason });
-      failHandshake(c, id, result.error);
+      failHandshake(c, id, result.error, result.deviceId);
       return;
     }
     if (c.timer) clearTimeout(c.timer);

@@ -13,7 +13,7 @@ import { until } from '../helpers/wait.ts';
 interface Arena {
   env: BusEnv;
   good: BusClient;
-  raw(opts?: { origin?: string }): RawSocket;
+  raw(opts?: { origin?: string; localAddress?: string }): RawSocket;
   /** A device paired with these scopes. */
   paired(scopes: string[]): Promise<KeyPair>;
   /** A raw socket that completed the handshake as `key`. */
@@ -31,7 +31,7 @@ async function arena(t: TestContext, limits?: Partial<BusLimits>): Promise<Arena
     await env.stop();
   });
   const good = await env.ownerClient();
-  const raw = (opts?: { origin?: string }) => {
+  const raw = (opts?: { origin?: string; localAddress?: string }) => {
     const s = new RawSocket(env.url, opts);
     sockets.push(s);
     return s;
@@ -374,6 +374,30 @@ test('10 failed handshakes in a minute lock the address out: RATE_LIMITED with r
   const res = await refusedHandshake(s, connectParams(await s.challenge(), { key: a.env.owner }));
   assert.equal(res.error!.code, 'RATE_LIMITED');
   assert.ok(res.error!.details.retryAfterMs > 4 * 60_000);
+});
+
+test('a device that fails 10 handshakes in a minute is locked out wherever it connects from; one merely naming it is not counted against it', async (t) => {
+  const a = await arena(t);
+  const waiting = generateKeyPair(); // not paired: each connect it signs is refused with PAIRING_REQUIRED
+  const victim = generateKeyPair();
+  const from = (n: number) => a.raw({ localAddress: `127.0.0.${n}` });
+  for (let i = 0; i < 10; i++) {
+    const s = from(2 + (i % 5)); // five addresses, two failures each: none of them reaches its own limit
+    assert.equal((await refusedHandshake(s, connectParams(await s.challenge(), { key: waiting }))).error!.code, 'PAIRING_REQUIRED');
+    // Someone else signs with a key of their own but names the victim's device.
+    const forged = from(7 + (i % 5));
+    const res = await refusedHandshake(forged, connectParams(await forged.challenge(), { key: victim, signingKey: generateKeyPair() }));
+    assert.equal(res.error!.details.reason, 'signature');
+  }
+  const s = from(12);
+  const locked = await refusedHandshake(s, connectParams(await s.challenge(), { key: waiting }));
+  assert.equal(locked.error!.code, 'RATE_LIMITED');
+  assert.match(locked.error!.message, /from this device/);
+  assert.ok(locked.error!.details.retryAfterMs > 4 * 60_000);
+  const v = from(12);
+  assert.equal((await refusedHandshake(v, connectParams(await v.challenge(), { key: victim }))).error!.code, 'PAIRING_REQUIRED', 'the named device was not locked out');
+  const other = from(2);
+  assert.equal((await refusedHandshake(other, connectParams(await other.challenge(), { key: generateKeyPair() }))).error!.code, 'PAIRING_REQUIRED', 'nor the addresses');
 });
 
 test('a client that never reads is dropped once its send buffer passes the limit, and sees close code 1013 if it reads again', async (t) => {

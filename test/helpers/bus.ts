@@ -79,8 +79,9 @@ export class RawSocket {
   readonly opened: Promise<void>;
   #waiters: (() => void)[] = [];
 
-  constructor(url: string, opts: { origin?: string; headers?: Record<string, string> } = {}) {
-    this.ws = new WebSocket(url, { origin: opts.origin, headers: opts.headers, perMessageDeflate: false });
+  /** `localAddress`: another loopback address (127.0.0.2...) to connect from, as a second machine would. */
+  constructor(url: string, opts: { origin?: string; headers?: Record<string, string>; localAddress?: string } = {}) {
+    this.ws = new WebSocket(url, { origin: opts.origin, headers: opts.headers, perMessageDeflate: false, localAddress: opts.localAddress });
     this.ws.on('message', (d) => {
       this.frames.push(JSON.parse(String(d)) as Frame);
       for (const w of this.#waiters.splice(0)) w();
