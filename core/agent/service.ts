@@ -177,13 +177,13 @@ export function createAgentService(ctx: KernelContext, deps: AgentServiceDeps): 
 
   function send(params: SendParams, recovered: boolean): SendReceipt {
     if (stopping) throw new CarapaceError('UNAVAILABLE', 'the gateway is stopping');
-    if (typeof params.text !== 'string' || params.text.trim() === '') throw new CarapaceError('INVALID_REQUEST', 'text must be a non-empty string');
+    if (typeof params.text !== 'string' || params.text.trim() === '') throw new CarapaceError('INVALID_REQUEST', 'text must be a non-empty string', { pointer: '/params/text' });
     if (params.text.length > MAX_TEXT) throw new CarapaceError('PAYLOAD_TOO_LARGE', `text is longer than ${MAX_TEXT} characters`);
-    if (params.sessionKey !== undefined && !isValidSessionKey(params.sessionKey)) throw new CarapaceError('INVALID_REQUEST', 'sessionKey is not a valid session key');
+    if (params.sessionKey !== undefined && !isValidSessionKey(params.sessionKey)) throw new CarapaceError('INVALID_REQUEST', 'sessionKey is not a valid session key', { pointer: '/params/sessionKey' });
     const keyAgent = params.sessionKey ? agentOfSessionKey(params.sessionKey) : null;
     const agentId = params.agentId ?? keyAgent ?? defaultAgentId(ctx.config.current);
     if (!knownAgent(agentId)) throw new CarapaceError('NOT_FOUND', `no agent "${agentId}" in agents.list`);
-    if (keyAgent && keyAgent !== agentId) throw new CarapaceError('INVALID_REQUEST', `session ${params.sessionKey} belongs to agent ${keyAgent}, not ${agentId}`);
+    if (keyAgent && keyAgent !== agentId) throw new CarapaceError('INVALID_REQUEST', `session ${params.sessionKey} belongs to agent ${keyAgent}, not ${agentId}`, { pointer: '/params/sessionKey' });
     const sessionKey = params.sessionKey ?? `agent:${agentId}:main`;
     const settings = settingsOf(agentId);
     const chain = chainOf(settings);

@@ -156,7 +156,7 @@ export function createApprovals(deps: ApprovalsDeps): Approvals {
 
     resolve(id, decision, by) {
       if (decision !== 'approved' && decision !== 'denied') {
-        throw new CarapaceError('INVALID_REQUEST', `decision must be "approved" or "denied"`);
+        throw new CarapaceError('INVALID_REQUEST', `decision must be "approved" or "denied"`, { pointer: '/params/decision' });
       }
       const row = byId.get(id) as Record<string, unknown> | undefined;
       if (!row) throw new CarapaceError('NOT_FOUND', `no approval request ${id}`);

@@ -25,7 +25,7 @@ export interface AgentMethodsDeps {
 }
 
 function checkSessionKey(key: unknown): void {
-  if (key !== undefined && !isValidSessionKey(key)) throw new CarapaceError('INVALID_REQUEST', 'sessionKey is not a valid session key');
+  if (key !== undefined && !isValidSessionKey(key)) throw new CarapaceError('INVALID_REQUEST', 'sessionKey is not a valid session key', { pointer: '/params/sessionKey' });
 }
 
 export function registerAgentMethods(deps: AgentMethodsDeps): void {

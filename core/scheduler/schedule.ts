@@ -27,37 +27,38 @@ export interface Schedule {
 
 export const MIN_EVERY_MS = 60_000;
 
-function invalid(message: string): CarapaceError {
-  return new CarapaceError('INVALID_REQUEST', message);
+/** `field`: the cron.add / cron tool parameter at fault, as the pointer of the refusal. */
+function invalid(field: 'tz' | 'cron' | 'every' | 'at', message: string): CarapaceError {
+  return new CarapaceError('INVALID_REQUEST', message, { pointer: `/params/${field}` });
 }
 
 export function checkTimeZone(tz: string): void {
   try {
     new Intl.DateTimeFormat('en', { timeZone: tz });
   } catch {
-    throw invalid(`unknown time zone "${tz}" (use an IANA name like Europe/Berlin)`);
+    throw invalid('tz', `unknown time zone "${tz}" (use an IANA name like Europe/Berlin)`);
   }
 }
 
 export function checkCronExpr(expr: string, tz: string | null): void {
   const fields = expr.trim().split(/\s+/);
   // cron-parser also takes 6 fields (seconds) and quietly pads 4; the contract is five.
-  if (fields.length !== 5) throw invalid(`cron expression "${expr}" must have exactly five fields (minute hour day month weekday)`);
+  if (fields.length !== 5) throw invalid('cron', `cron expression "${expr}" must have exactly five fields (minute hour day month weekday)`);
   try {
     cron().parse(expr, { tz: tz ?? 'UTC', strict: false }).next();
   } catch (err) {
-    throw invalid(`cron expression "${expr}" is not valid: ${(err as Error).message}`);
+    throw invalid('cron', `cron expression "${expr}" is not valid: ${(err as Error).message}`);
   }
 }
 
 /** "90s", "15m", "2h", "1d" or milliseconds. */
 export function parseEvery(v: string | number): number {
   if (typeof v === 'number') {
-    if (!Number.isInteger(v)) throw invalid('every must be whole milliseconds');
+    if (!Number.isInteger(v)) throw invalid('every', 'every must be whole milliseconds');
     return v;
   }
   const m = /^(\d{1,9})\s*(ms|s|m|h|d)$/.exec(v.trim());
-  if (!m) throw invalid(`every "${v}" is not a duration like 15m, 2h or 1d`);
+  if (!m) throw invalid('every', `every "${v}" is not a duration like 15m, 2h or 1d`);
   const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'ms' | 's' | 'm' | 'h' | 'd'];
   return Number(m[1]) * unit;
 }
@@ -65,7 +66,7 @@ export function parseEvery(v: string | number): number {
 /** An ISO date-time (with offset or Z) or epoch milliseconds. */
 export function parseAt(v: string | number): number {
   const t = typeof v === 'number' ? v : /^\d+$/.test(v) ? Number(v) : Date.parse(v);
-  if (!Number.isFinite(t)) throw invalid(`at "${v}" is not a date-time (use ISO 8601 with a zone, e.g. 2025-03-01T07:00:00+01:00)`);
+  if (!Number.isFinite(t)) throw invalid('at', `at "${v}" is not a date-time (use ISO 8601 with a zone, e.g. 2025-03-01T07:00:00+01:00)`);
   return t;
 }
 

@@ -128,10 +128,10 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
   }
 
   function validate(spec: JobSpec, now: number): Omit<CronJob, 'id' | 'runningBy' | 'runningSince' | 'lastRunAt' | 'lastStatus' | 'createdAt' | 'createdBy'> {
-    if (typeof spec.message !== 'string' || spec.message.trim() === '') throw new CarapaceError('INVALID_REQUEST', 'a job needs a message');
+    if (typeof spec.message !== 'string' || spec.message.trim() === '') throw new CarapaceError('INVALID_REQUEST', 'a job needs a message', { pointer: '/params/message' });
     const kinds = [spec.cron !== undefined, spec.at !== undefined, spec.every !== undefined].filter(Boolean).length;
-    if (kinds !== 1) throw new CarapaceError('INVALID_REQUEST', 'give exactly one of cron, at or every');
-    if (spec.tz !== undefined && spec.cron === undefined) throw new CarapaceError('INVALID_REQUEST', 'tz applies to cron expressions only');
+    if (kinds !== 1) throw new CarapaceError('INVALID_REQUEST', 'give exactly one of cron, at or every', { pointer: '/params' });
+    if (spec.tz !== undefined && spec.cron === undefined) throw new CarapaceError('INVALID_REQUEST', 'tz applies to cron expressions only', { pointer: '/params/tz' });
     let schedule: Schedule;
     if (spec.cron !== undefined) {
       const tz = spec.tz ?? 'UTC';
@@ -140,15 +140,15 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       schedule = { kind: 'cron', expr: spec.cron.trim(), tz, atMs: null, everyMs: null };
     } else if (spec.at !== undefined) {
       const at = parseAt(spec.at);
-      if (at <= now) throw new CarapaceError('INVALID_REQUEST', `at ${new Date(at).toISOString()} is in the past`);
+      if (at <= now) throw new CarapaceError('INVALID_REQUEST', `at ${new Date(at).toISOString()} is in the past`, { pointer: '/params/at' });
       schedule = { kind: 'at', expr: null, tz: null, atMs: at, everyMs: null };
     } else {
       const every = parseEvery(spec.every!);
-      if (every < MIN_EVERY_MS) throw new CarapaceError('INVALID_REQUEST', `every must be at least ${MIN_EVERY_MS / 1000}s`);
+      if (every < MIN_EVERY_MS) throw new CarapaceError('INVALID_REQUEST', `every must be at least ${MIN_EVERY_MS / 1000}s`, { pointer: '/params/every' });
       schedule = { kind: 'every', expr: null, tz: null, atMs: now, everyMs: every };
     }
     if (spec.missed !== undefined && spec.missed !== 'run-once' && spec.missed !== 'skip') {
-      throw new CarapaceError('INVALID_REQUEST', 'missed must be "run-once" or "skip"');
+      throw new CarapaceError('INVALID_REQUEST', 'missed must be "run-once" or "skip"', { pointer: '/params/missed' });
     }
     return {
       ...schedule,

@@ -82,6 +82,18 @@ test('the chat.send caller receives every agent event of its run from seq 0: que
   const mine = events.filter((e) => e.runId === sent.runId);
   assert.deepEqual(mine.map((e) => e.seq), mine.map((_, i) => i), 'no event is missing');
   assert.deepEqual(mine.filter((e) => e.stream === 'lifecycle').map((e) => e.data.phase), ['queued', 'start', 'end']);
+
+  // What the params schema cannot say is refused like what it can: INVALID_REQUEST with the pointer.
+  const refusals = await Promise.all(
+    [
+      { text: '   ', idempotencyKey: 'blank' },
+      { text: 'hi', sessionKey: 'not a key', idempotencyKey: 'bad-key' },
+      { text: 'hi', sessionKey: 'agent:other:main', agentId: 'main', idempotencyKey: 'other-agent' },
+    ].map((params) => client.request('chat.send', params).then(() => null, (err: { code: string; details?: { pointer?: string } }) => [err.code, err.details?.pointer])),
+  );
+  assert.deepEqual(refusals, [['INVALID_REQUEST', '/params/text'], ['INVALID_REQUEST', '/params/sessionKey'], ['INVALID_REQUEST', '/params/sessionKey']]);
+  const history = await client.request('chat.history', { sessionKey: 'not a key' }).catch((err: { code: string; details?: { pointer?: string } }) => [err.code, err.details?.pointer]);
+  assert.deepEqual(history, ['INVALID_REQUEST', '/params/sessionKey']);
 });
 
 test('a chat.send retried on a new connection after a drop returns the same run and streams its events to the new connection', async (t) => {

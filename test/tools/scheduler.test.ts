@@ -185,19 +185,24 @@ test('a failing turn is recorded as an error and the job keeps its schedule', as
   assert.equal(s.get(job.id)!.nextRunAt, Date.parse('2025-01-06T07:00:00Z'));
 });
 
-test('bad schedules are refused with the reason', () => {
+test('bad schedules are refused with the reason and the pointer of the parameter at fault', () => {
   const s = scheduler();
-  const bad: [object, RegExp][] = [
-    [{ cron: '0 0 7 * * 1-5', message: 'm' }, /exactly five fields/],
-    [{ cron: '0 7 * *', message: 'm' }, /exactly five fields/],
-    [{ cron: '61 7 * * *', message: 'm' }, /not valid/],
-    [{ cron: '0 7 * * *', tz: 'Mars/Olympus', message: 'm' }, /unknown time zone/],
-    [{ at: '2024-01-01T00:00:00Z', message: 'm' }, /in the past/],
-    [{ every: '5s', message: 'm' }, /at least 60s/],
-    [{ every: '1h', cron: '* * * * *', message: 'm' }, /exactly one of/],
-    [{ every: '1h', message: '' }, /needs a message/],
+  const bad: [object, RegExp, string][] = [
+    [{ cron: '0 0 7 * * 1-5', message: 'm' }, /exactly five fields/, '/params/cron'],
+    [{ cron: '0 7 * *', message: 'm' }, /exactly five fields/, '/params/cron'],
+    [{ cron: '61 7 * * *', message: 'm' }, /not valid/, '/params/cron'],
+    [{ cron: '0 7 * * *', tz: 'Mars/Olympus', message: 'm' }, /unknown time zone/, '/params/tz'],
+    [{ at: '2024-01-01T00:00:00Z', message: 'm' }, /in the past/, '/params/at'],
+    [{ at: 'tomorrow-ish', message: 'm' }, /not a date-time/, '/params/at'],
+    [{ every: '5s', message: 'm' }, /at least 60s/, '/params/every'],
+    [{ every: 'often', message: 'm' }, /not a duration/, '/params/every'],
+    [{ every: '1h', cron: '* * * * *', message: 'm' }, /exactly one of/, '/params'],
+    [{ every: '1h', message: '' }, /needs a message/, '/params/message'],
+    [{ every: '1h', message: 'm', missed: 'sometimes' }, /missed must be/, '/params/missed'],
   ];
-  for (const [spec, re] of bad) assert.throws(() => s.add(spec as never, 'x'), re, JSON.stringify(spec));
+  for (const [spec, re, pointer] of bad) {
+    assert.throws(() => s.add(spec as never, 'x'), (err: Error & { code?: string; details?: { pointer?: string } }) => err.code === 'INVALID_REQUEST' && re.test(err.message) && err.details?.pointer === pointer, JSON.stringify(spec));
+  }
   assert.equal(s.list().length, 0);
 });
 
