@@ -30,7 +30,7 @@ test('plugins install shows the requested permissions and installs nothing witho
   const res = await runCli(['plugins', 'install', p.dir], { home: home.dir });
   assert.equal(res.code, 1);
   assert.match(res.stdout, /net:api\.weather\.test:443/);
-  assert.match(res.stdout, /--yes/);
+  assert.equal(res.stderr, 'carapace plugins: weather not installed: re-run with --yes to accept these permissions\n', 'the failure is said on stderr, in one line');
   assert.equal(existsSync(join(home.paths.pluginsDir, 'weather')), false);
 });
 
@@ -51,6 +51,7 @@ test('plugins verify fails with the reason when an installed file was changed', 
   const res = await runCli(['plugins', 'verify', 'weather'], { home: home.dir });
   assert.equal(res.code, 1);
   assert.match(res.stdout, /does not match its hash/);
+  assert.match(res.stderr, /^carapace plugins: weather failed verification: reinstall from a trusted source, or remove\n$/);
 });
 
 test('plugins install refuses an unsigned folder with its reason', async (t) => {

@@ -76,6 +76,7 @@ test('offline: config validate and config set refuse a plugin’s bad key by its
   assert.deepEqual({ ...JSON.parse(res.stdout), error: undefined }, { valid: false, file: h.paths.config, path: '/channels/telegram/mdoe', error: undefined });
   const doctor = await runCli(['doctor', '--json'], { home: h.dir });
   assert.equal(doctor.code, 1);
+  assert.match(doctor.stderr, /^carapace doctor: \d+ error-level findings? remains?: apply the fix each one names/);
   const finding = JSON.parse(doctor.stdout).findings.find((f: { id: string }) => f.id === 'config.plugin-invalid');
   assert.match(finding?.what ?? '', /\/channels\/telegram\/mdoe: unknown key/);
 

@@ -54,6 +54,8 @@ fixes that are safe to apply unattended. Exits 1 while an error-level finding re
       if (findings.length === 0) io.say('no findings: this installation looks safe');
       for (const f of report) io.say(`${ICON[f.severity]} ${f.what}\n    why: ${f.why}\n    fix: ${f.fix}${f.fixable ? ' (carapace doctor --fix)' : ''}`);
     }
-    return findings.some((f) => f.severity === 'error') ? 1 : 0;
+    const errors = findings.filter((f) => f.severity === 'error').length;
+    if (errors) throw new CliError(`${errors} error-level finding${errors === 1 ? '' : 's'} remain${errors === 1 ? 's' : ''}: apply the fix each one names${values.fix ? '' : ', or run carapace doctor --fix for the safe ones'}`);
+    return 0;
   },
 };

@@ -147,8 +147,8 @@ async function installLocal(io: IO, source: string, opts: { allowWorker: boolean
     if ((m.runtime ?? 'isolate') === 'worker') lines.push('WARNING: the worker runtime runs full Node.js in a thread of the gateway: it can reach whatever the gateway process can (files, network, memory).');
     if (!opts.yes) {
       if (io.json) io.emit({ id: m.id, version: m.version, requested: inspected.requested, installed: false });
-      else io.say([...lines, 'not installed: re-run with --yes to accept these permissions'].join('\n'));
-      return 1;
+      else io.say(lines.join('\n'));
+      throw new CliError(`${m.id} not installed: re-run with --yes to accept ${inspected.requested.length ? 'these permissions' : 'it'}`);
     }
     const record = withAudit(io, (audit) => {
       const rec = installFolder(io.paths, dir, opts, inspected);
@@ -235,7 +235,9 @@ grant, a running gateway reloads its installed plugins (plugins.reload).`,
         if (rest[0] !== undefined && rows.length === 0) throw new CliError(`no plugin ${rest[0]}`);
         if (io.json) io.emit({ plugins: rows });
         else for (const r of rows) io.say(r.ok ? `ok  ${r.id} ${r.version}` : `FAIL  ${r.id}: ${r.error}`);
-        return rows.every((r) => r.ok) ? 0 : 1;
+        const failed = rows.filter((r) => !r.ok).map((r) => r.id);
+        if (failed.length) throw new CliError(`${failed.join(', ')} failed verification: reinstall from a trusted source, or remove`);
+        return 0;
       }
       case 'install': {
         if (!rest[0]) throw new UsageError('install needs a plugin folder or a registry name');
