@@ -86,6 +86,17 @@ function topHelp(): string {
   ].join('\n');
 }
 
+/** Global options may come before the verb too (`carapace --home /srv/c status`): they are moved after it. */
+function verbFirst(argv: string[]): string[] {
+  let i = 0;
+  while (i < argv.length) {
+    if (argv[i] === '--json' || argv[i].startsWith('--home=')) i++;
+    else if (argv[i] === '--home' && i + 1 < argv.length) i += 2;
+    else break;
+  }
+  return [...argv.slice(i, i + 1), ...argv.slice(0, i), ...argv.slice(i + 1)];
+}
+
 export interface MainStreams {
   stdout?: NodeJS.WritableStream;
   stderr?: NodeJS.WritableStream;
@@ -97,7 +108,7 @@ export async function main(argv: string[], streams: MainStreams = {}): Promise<n
   const stdout = streams.stdout ?? process.stdout;
   const stderr = streams.stderr ?? process.stderr;
   const stdin = streams.stdin ?? process.stdin;
-  const [name, ...rest] = argv;
+  const [name, ...rest] = verbFirst(argv);
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     stdout.write(topHelp() + '\n');
     return name === undefined ? 2 : 0;

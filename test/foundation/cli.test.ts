@@ -72,3 +72,19 @@ function oldNode(): string | null {
   }
   return null;
 }
+
+test('global options may come before the verb: --home and --json apply as after it', async (t) => {
+  const home = tempHome();
+  t.after(home.cleanup);
+  const set = await runCli(['--json', '--home', home.dir, 'config', 'set', 'gateway.port', '18801'], {});
+  assert.equal(set.code, 0, set.stderr);
+  assert.deepEqual(JSON.parse(set.stdout), { path: 'gateway.port', value: 18801 }, 'config set --json prints one JSON document too');
+  const get = await runCli([`--home=${home.dir}`, 'config', 'get', 'gateway.port', '--json'], {});
+  assert.equal(JSON.parse(get.stdout), 18801, 'the --home given before the verb was the one written');
+  const unset = await runCli(['--home', home.dir, 'config', 'unset', 'gateway.port', '--json'], {});
+  assert.deepEqual(JSON.parse(unset.stdout), { path: 'gateway.port', unset: true });
+  const secret = await runCli(['--home', home.dir, '--json', 'secrets', 'set', 'SOME_TOKEN'], { input: 'value-not-echoed' });
+  assert.equal(secret.code, 0, secret.stderr);
+  assert.deepEqual(JSON.parse(secret.stdout), { name: 'SOME_TOKEN', stored: true });
+  assert.equal((await runCli(['--home', home.dir, 'nonsense'], {})).code, 2, 'an unknown verb is still a usage error');
+});

@@ -103,14 +103,17 @@ export const verb: Verb = {
       }
       case 'set': {
         if (path === undefined || rest.length !== 1) throw new UsageError('config set takes PATH and VALUE');
-        await change(io, path, parseValue(rest[0]));
-        io.say(`set ${path}`);
+        const value = parseValue(rest[0]);
+        await change(io, path, value);
+        if (io.json) io.emit({ path, value });
+        else io.say(`set ${path}`);
         return 0;
       }
       case 'unset': {
         if (path === undefined || rest.length !== 0) throw new UsageError('config unset takes PATH');
         await change(io, path, undefined);
-        io.say(`unset ${path}`);
+        if (io.json) io.emit({ path, unset: true });
+        else io.say(`unset ${path}`);
         return 0;
       }
       case 'validate': {

@@ -71,7 +71,8 @@ export const verb: Verb = {
           ensureHome(io.paths);
           openSecrets(io.paths).set(name, value);
           audit(io, 'secret.set', name);
-          io.say(`stored ${name}`);
+          if (io.json) io.emit({ name, stored: true });
+          else io.say(`stored ${name}`);
           return 0;
         }
         case 'list': {
@@ -84,7 +85,8 @@ export const verb: Verb = {
           if (!name) throw new UsageError('secrets remove takes NAME');
           if (!openSecrets(io.paths).remove(name)) throw new CliError(`no secret named ${name}`);
           audit(io, 'secret.remove', name);
-          io.say(`removed ${name}`);
+          if (io.json) io.emit({ name, removed: true });
+          else io.say(`removed ${name}`);
           return 0;
         }
         default:
