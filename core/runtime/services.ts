@@ -122,7 +122,15 @@ function deliver(registry: ServiceRegistry) {
 export const schedulerFactory: ServiceFactory = async (ctx, registry) => {
   const { createScheduler } = await import('../scheduler/scheduler.ts');
   const { registerCronMethods } = await import('../scheduler/methods.ts');
-  const scheduler = createScheduler({ db: ctx.db, timers: systemTimers, audit: ctx.audit, runTurn: runTurn(registry), deliver: deliver(registry), log: ctx.log.child({ service: 'cron' }) });
+  const scheduler = createScheduler({
+    db: ctx.db,
+    timers: systemTimers,
+    audit: ctx.audit,
+    runTurn: runTurn(registry),
+    deliver: deliver(registry),
+    knownAgent: (id) => ctx.config.current.agents.list.some((a) => a.id === id),
+    log: ctx.log.child({ service: 'cron' }),
+  });
   registerCronMethods(bus(registry).methods, scheduler);
   return {
     name: 'scheduler',

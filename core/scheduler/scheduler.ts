@@ -33,6 +33,8 @@ export interface JobSpec {
 
 export interface SchedulerDeps {
   db: Db;
+  /** Whether an agent of this id exists (agents.list): a job for none would fail at every run. */
+  knownAgent?: (agentId: string) => boolean;
   timers: Timers;
   audit: AuditLog;
   runTurn: RunTurn;
@@ -131,6 +133,9 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     if (typeof spec.message !== 'string' || spec.message.trim() === '') throw new CarapaceError('INVALID_REQUEST', 'a job needs a message', { pointer: '/params/message' });
     const kinds = [spec.cron !== undefined, spec.at !== undefined, spec.every !== undefined].filter(Boolean).length;
     if (kinds !== 1) throw new CarapaceError('INVALID_REQUEST', 'give exactly one of cron, at or every', { pointer: '/params' });
+    if (spec.agentId !== undefined && deps.knownAgent && !deps.knownAgent(spec.agentId)) {
+      throw new CarapaceError('NOT_FOUND', `no agent "${spec.agentId}" in agents.list`, { pointer: '/params/agentId' });
+    }
     if (spec.tz !== undefined && spec.cron === undefined) throw new CarapaceError('INVALID_REQUEST', 'tz applies to cron expressions only', { pointer: '/params/tz' });
     let schedule: Schedule;
     if (spec.cron !== undefined) {

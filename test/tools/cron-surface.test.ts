@@ -30,8 +30,13 @@ beforeEach(() => {
   turns = 0;
   scheduler = createScheduler({
     db, timers: clock, audit: createAuditLog(db),
-    runTurn: async () => (turns++, { text: 'ok' }),
+    runTurn: async ({ message }) => {
+      turns++;
+      if (message === 'boom') throw new Error('the model is down');
+      return { text: 'ok' };
+    },
     deliver: async () => {},
+    knownAgent: (id) => id !== 'ghost',
   });
   methods = new TestMethods();
   registerCronMethods(methods, scheduler);
@@ -75,6 +80,15 @@ test('carapace cron list, run ID and remove ID', async () => {
   assert.equal(turns, 1);
   await verb().run(io().io, { positionals: ['remove', job.id], values: {} });
   assert.deepEqual(scheduler.list(), []);
+});
+
+test('carapace cron run of a job that fails exits 1 with the reason; a job for an agent that does not exist is refused', async () => {
+  const job = scheduler.add({ every: '2h', message: 'boom' }, 'x');
+  const r = io();
+  await assert.rejects(verb().run(r.io, { positionals: ['run', job.id], values: {} }), (err: Error & { exitCode?: number }) => err.exitCode === 1 && new RegExp(`job ${job.id} failed: .*the model is down`).test(err.message));
+  assert.match(r.out(), /ran cron_\w+: error/);
+  await assert.rejects(methods.call('cron.add', { every: '1h', message: 'm', agentId: 'ghost', idempotencyKey: 'k' }), (err: Error & { code?: string; details?: { pointer?: string } }) => err.code === 'NOT_FOUND' && err.details?.pointer === '/params/agentId' && /no agent "ghost"/.test(err.message));
+  assert.equal(scheduler.list().length, 1);
 });
 
 test('carapace cron add refuses a usage error before reaching the gateway', async () => {

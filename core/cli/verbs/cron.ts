@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { UsageError } from '../../errors.ts';
+import { CliError, UsageError } from '../../errors.ts';
 import type { Verb } from '../main.ts';
 import { connectGateway, withGateway, type ConnectGateway } from '../gateway-rpc.ts';
 
@@ -86,9 +86,10 @@ export function makeCronVerb(connect: ConnectGateway): Verb {
         case 'remove':
         case 'run': {
           if (!id) throw new UsageError(`${sub} needs the job ID (see carapace cron list)`);
-          const res = (await call(`cron.${sub}`, { id, idempotencyKey: randomUUID() })) as { run?: { status: string; output: string | null } };
-          if (io.json) return io.emit(res);
-          io.say(sub === 'remove' ? `removed ${id}` : `ran ${id}: ${res.run?.status}${res.run?.output ? `\n${res.run.output}` : ''}`);
+          const res = (await call(`cron.${sub}`, { id, idempotencyKey: randomUUID() })) as { run?: { status: string; output: string | null; reason?: string | null } };
+          if (io.json) io.emit(res);
+          else io.say(sub === 'remove' ? `removed ${id}` : `ran ${id}: ${res.run?.status}${res.run?.output ? `\n${res.run.output}` : ''}`);
+          if (res.run?.status === 'error') throw new CliError(`job ${id} failed${res.run.reason ? `: ${res.run.reason}` : ''}`);
           return;
         }
         default:
