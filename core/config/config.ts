@@ -95,10 +95,13 @@ export function defaultConfig(): Config {
 
 export class ConfigError extends Error {
   readonly path: string;
-  constructor(path: string, message: string) {
-    super(`config${path ? ' ' + path : ''}: ${message}`);
+  /** What is wrong at `path`, without the path. */
+  readonly reason: string;
+  constructor(path: string, reason: string) {
+    super(`config${path ? ' ' + path : ''}: ${reason}`);
     this.name = 'ConfigError';
     this.path = path;
+    this.reason = reason;
   }
 }
 

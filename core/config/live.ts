@@ -84,8 +84,7 @@ export function createLiveConfig(path: string, initial: LoadedConfig, deps: { au
       return parsed;
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
-      const reason = err.message.replace(/^config( \S+)?: /, '');
-      throw new ConfigError(err.path, `${reason} — an edit in config.json that is not applied; correct it first: a change now would overwrite it`);
+      throw new ConfigError(err.path, `${err.reason} — an edit in config.json that is not applied; correct it first: a change now would overwrite it`);
     }
   }
 

@@ -4,13 +4,10 @@
 // start, on every change, by `config validate`), and refused with their JSON
 // path, as the kernel's own keys are. Only plugins that verified count: a
 // schema is compiled only from a signed manifest.
-import { readFileSync } from 'node:fs';
 import { ConfigError } from '../config/config.ts';
 import { escapePointer } from '../schema.ts';
-import type { HomePaths } from '../home.ts';
 import { pluginConfigFor } from './config-grants.ts';
-import { bundledPlugins, installedPlugins, type PluginLocation } from './installed.ts';
-import { loadTrustStore, pluginConfigProblem, verifyPlugin, type Manifest, type VerifiedPlugin } from './manifest.ts';
+import { pluginConfigProblem, type Manifest } from './manifest.ts';
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => !!v && typeof v === 'object' && !Array.isArray(v);
@@ -33,30 +30,4 @@ export function checkPluginConfig(raw: Obj, manifests: Iterable<Manifest>): void
     const base = inChannel ? `/channels/${escapePointer(m.id)}` : `/plugins/${escapePointer(m.id)}/config`;
     throw new ConfigError(base + problem.pointer, `${problem.reason} (plugin ${m.id}'s config schema)`);
   }
-}
-
-export interface VerifiedOnDisk {
-  loc: PluginLocation;
-  verified?: VerifiedPlugin;
-  error?: Error;
-}
-
-/** Every bundled and installed plugin, verified as the gateway would (for the offline verbs). */
-export function verifyOnDisk(paths: HomePaths): VerifiedOnDisk[] {
-  const { store } = loadTrustStore(paths.trustDir);
-  return [...bundledPlugins(), ...installedPlugins(paths.pluginsDir)].map((loc) => {
-    try {
-      const text = readFileSync(loc.manifestFile, 'utf8');
-      return { loc, verified: verifyPlugin(text, loc.dir, { trust: store, source: loc.source, granted: loc.record?.granted, allowWorker: loc.record?.allowWorker, ignoreFiles: loc.ignore }) };
-    } catch (err) {
-      return { loc, error: err as Error };
-    }
-  });
-}
-
-/** The manifests of the plugins on disk that verify; a bundled plugin's id is its own (as in the gateway). */
-export function verifiedManifests(paths: HomePaths): Manifest[] {
-  const byId = new Map<string, Manifest>();
-  for (const { loc, verified } of verifyOnDisk(paths)) if (verified && !byId.has(loc.id)) byId.set(loc.id, verified.manifest);
-  return [...byId.values()];
 }

@@ -15,7 +15,6 @@
 // An instance runs the plugin's verified code under its install grant, plus what
 // its own config implies; its state, restarts, circuit and storage are its own.
 
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { effectiveProviders } from '../providers/detect.ts';
@@ -29,8 +28,8 @@ import type { HomePaths } from '../home.ts';
 import type { Broker } from '../bus/types.ts';
 import type { ToolContext, ToolResult, CompletionRequest, CompletionResult, CompletionEvent, OutboundMessage, ModelInfo, ToolDef } from '../plugin-api.ts';
 import { envSecrets, type SecretsSource } from '../secrets/source.ts';
-import { loadTrustStore, PluginRefusedError, validatePluginConfig, verifyPlugin, type TrustStore, type VerifiedPlugin, REPO_ROOT, type PluginKind } from './manifest.ts';
-import { bundledPlugins, installedPlugins, pluginHome, type PluginLocation } from './installed.ts';
+import { loadTrustStore, PluginRefusedError, validatePluginConfig, type TrustStore, type VerifiedPlugin, REPO_ROOT, type PluginKind } from './manifest.ts';
+import { bundledPlugins, installedPlugins, pluginHome, verifyLocation, type PluginLocation } from './installed.ts';
 import { makeGrant } from './grant.ts';
 import { createHostFunctions, type HostFunctions } from './host-functions.ts';
 import { CapabilityDenied } from './capabilities.ts';
@@ -223,22 +222,7 @@ export class PluginHost implements Service {
   #verify(loc: PluginLocation): Entry {
     const entry = this.#newEntry(loc.id, loc, null);
     try {
-      let text: string;
-      try {
-        text = readFileSync(loc.manifestFile, 'utf8');
-      } catch (err) {
-        throw new PluginRefusedError('unreadable', `plugin ${loc.id}: cannot read ${loc.manifestFile}: ${(err as Error).message}`, { pluginId: loc.id });
-      }
-      const v = verifyPlugin(text, loc.dir, {
-        trust: this.#trust!,
-        source: loc.source,
-        granted: loc.record?.granted,
-        allowWorker: loc.record?.allowWorker,
-        ignoreFiles: loc.ignore,
-      });
-      if (v.manifest.id !== loc.id) throw new PluginRefusedError('schema', `plugin folder ${loc.id} holds a manifest for ${v.manifest.id}`, { pluginId: loc.id, pointer: '/id' });
-      if (loc.source === 'bundled' && !v.key.firstParty) throw new PluginRefusedError('unknown-key', `bundled plugin ${loc.id} is not signed by the first-party key`, { pluginId: loc.id });
-      entry.verified = v;
+      entry.verified = verifyLocation(loc, this.#trust!);
       if (this.#deps.pluginConfig()[loc.id]?.enabled === false) entry.state = 'disabled';
     } catch (err) {
       if (!(err instanceof PluginRefusedError)) throw err;

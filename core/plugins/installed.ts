@@ -6,7 +6,8 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../home.ts';
-import { REPO_ROOT, type PluginKind } from './manifest.ts';
+import { loadTrustStore, PluginRefusedError, REPO_ROOT, verifyPlugin, type Manifest, type PluginKind, type TrustStore, type VerifiedPlugin } from './manifest.ts';
+import type { HomePaths } from '../home.ts';
 
 export const KIND_DIRS: Record<PluginKind, string> = { channel: 'channels', provider: 'providers', memory: 'memory', tool: 'tools' };
 
@@ -78,4 +79,47 @@ export function installedPlugins(pluginsDir: string): PluginLocation[] {
     out.push({ id, source: 'installed', manifestFile: join(dir, 'plugin.json'), dir, ignore: ['plugin.json'], record });
   }
   return out;
+}
+
+/**
+ * Verify a plugin where it lies, as the gateway loads it: its manifest, files and
+ * signature, the folder's id, and a bundled plugin's first-party key. Throws
+ * PluginRefusedError with the reason.
+ */
+export function verifyLocation(loc: PluginLocation, trust: TrustStore): VerifiedPlugin {
+  let text: string;
+  try {
+    text = readFileSync(loc.manifestFile, 'utf8');
+  } catch (err) {
+    throw new PluginRefusedError('unreadable', `plugin ${loc.id}: cannot read ${loc.manifestFile}: ${(err as Error).message}`, { pluginId: loc.id });
+  }
+  const v = verifyPlugin(text, loc.dir, { trust, source: loc.source, granted: loc.record?.granted, allowWorker: loc.record?.allowWorker, ignoreFiles: loc.ignore });
+  if (v.manifest.id !== loc.id) throw new PluginRefusedError('schema', `plugin folder ${loc.id} holds a manifest for ${v.manifest.id}`, { pluginId: loc.id, pointer: '/id' });
+  if (loc.source === 'bundled' && !v.key.firstParty) throw new PluginRefusedError('unknown-key', `bundled plugin ${loc.id} is not signed by the first-party key`, { pluginId: loc.id });
+  return v;
+}
+
+export interface VerifiedOnDisk {
+  loc: PluginLocation;
+  verified?: VerifiedPlugin;
+  error?: Error;
+}
+
+/** Every bundled and installed plugin, verified as the gateway would (for the offline verbs). */
+export function verifyOnDisk(paths: HomePaths): VerifiedOnDisk[] {
+  const { store } = loadTrustStore(paths.trustDir);
+  return [...bundledPlugins(), ...installedPlugins(paths.pluginsDir)].map((loc) => {
+    try {
+      return { loc, verified: verifyLocation(loc, store) };
+    } catch (err) {
+      return { loc, error: err as Error };
+    }
+  });
+}
+
+/** The manifests of the plugins on disk that verify; a bundled plugin's id is its own (as in the gateway). */
+export function verifiedManifests(paths: HomePaths): Manifest[] {
+  const byId = new Map<string, Manifest>();
+  for (const { loc, verified } of verifyOnDisk(paths)) if (verified && !byId.has(loc.id)) byId.set(loc.id, verified.manifest);
+  return [...byId.values()];
 }

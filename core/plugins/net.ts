@@ -77,6 +77,9 @@ export class NetError extends Error {
   }
 }
 
+/** A name DNS did not resolve here (a proxy may still reach it). */
+class UnresolvedName extends NetError {}
+
 function need(grant: Grant, d: Descriptor): void {
   const decision = check(grant, d);
   if (!decision.allowed) throw new CapabilityDenied(grant.pluginId, d, decision.reason);
@@ -131,7 +134,7 @@ async function proxiedTarget(host: string, port: number, opts: NetOptions): Prom
   try {
     return await resolveTarget(host, port, opts);
   } catch (err) {
-    if (err instanceof NetError && err.message.startsWith('cannot resolve')) return { address: host, family: 0 };
+    if (err instanceof UnresolvedName) return { address: host, family: 0 };
     throw err;
   }
 }
@@ -149,10 +152,10 @@ export async function resolveTarget(host: string, port: number, opts: Pick<NetOp
     try {
       addresses = opts.resolve ? await opts.resolve(host) : await dnsLookup(host, { all: true, verbatim: true });
     } catch (err) {
-      throw new NetError(`cannot resolve ${host}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new UnresolvedName(`cannot resolve ${host}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
   }
-  if (addresses.length === 0) throw new NetError(`cannot resolve ${host}`);
+  if (addresses.length === 0) throw new UnresolvedName(`cannot resolve ${host}`);
   // Every address must pass: a name that resolves to one public and one private address is refused.
   for (const a of addresses) need(opts.grant, { cap: 'net.address', host, port, address: a.address, private: isPrivateAddress(a.address) });
   return { address: addresses[0].address, family: addresses[0].family };

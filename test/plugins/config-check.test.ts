@@ -11,7 +11,8 @@ import { tempHome } from '../helpers/home.ts';
 import { runCli } from '../helpers/cli.ts';
 import { spawnGateway } from '../helpers/gateway.ts';
 import { ConfigError } from '../../core/config/config.ts';
-import { checkPluginConfig, verifiedManifests } from '../../core/plugins/config-check.ts';
+import { checkPluginConfig } from '../../core/plugins/config-check.ts';
+import { verifiedManifests } from '../../core/plugins/installed.ts';
 
 const home = tempHome();
 test.after(home.cleanup);

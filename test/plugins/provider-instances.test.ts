@@ -277,6 +277,10 @@ test("providers.<id>.proxy carries that endpoint's requests, and only its own", 
   // The grant still holds through the proxy: it decides the target, not the proxy.
   await assert.rejects(fx.host.complete('probe', ask({ key: 'A_KEY', url: b.url }), none), /plugin probe may not connect/);
   assert.equal(proxy.seen.length, 1);
+  // A name this machine cannot resolve is the proxy's to resolve (behind a proxy, outside names often are).
+  providers.outside = { baseUrl: 'http://api.example.invalid:8080/v1', proxy: proxy.url };
+  await fx.host.complete(fx.host.providerInstance('outside', 'probe'), ask({}), none).catch(() => {}); // the proxy answers 502
+  assert.equal(proxy.seen[1], 'GET http://api.example.invalid:8080/v1');
 });
 
 test('https through a proxy: a CONNECT tunnel, TLS verified end to end with the target; a refused CONNECT is an error naming it', { skip: haveOpenssl ? false : 'openssl is not installed' }, async (t) => {

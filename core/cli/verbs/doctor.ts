@@ -20,7 +20,8 @@ fixes that are safe to apply unattended. Exits 1 while an error-level finding re
     try {
       const loaded = loadConfig(io.paths.config);
       config = loaded.config;
-      const { checkPluginConfig, verifiedManifests } = await import('../../plugins/config-check.ts');
+      const { checkPluginConfig } = await import('../../plugins/config-check.ts');
+      const { verifiedManifests } = await import('../../plugins/installed.ts');
       try {
         checkPluginConfig(loaded.raw, verifiedManifests(io.paths));
       } catch (err) {

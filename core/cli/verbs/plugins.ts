@@ -6,7 +6,7 @@ import { ensureHome } from '../../home.ts';
 import { openDb } from '../../store/db.ts';
 import { createAuditLog } from '../../audit.ts';
 import { secretValues } from '../../secrets/known.ts';
-import { verifyOnDisk } from '../../plugins/config-check.ts';
+import { verifyOnDisk } from '../../plugins/installed.ts';
 import { PluginRefusedError } from '../../plugins/manifest.ts';
 import { grantPermission, inspectFolder, installFolder, InstallRefused, openLocalSource, removePlugin } from '../../plugins/install.ts';
 
