@@ -33,7 +33,7 @@ RUN useradd --system --uid 10001 --user-group --home-dir /data --shell /usr/sbin
 
 ENV CARAPACE_HOME=/data \
     CARAPACE_COMPILE_CACHE=/home/carapace-cache/compile-cache \
-    MALLOC_ARENA_MAX=2 \
+    MALLOC_ARENA_MAX=1 \
     NODE_ENV=production
 USER carapace
 VOLUME ["/data"]

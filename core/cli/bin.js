@@ -1,4 +1,4 @@
-#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=1 --expose-gc --no-node-snapshot
+#!/usr/bin/env -S MALLOC_ARENA_MAX=1 node --max-semi-space-size=1 --expose-gc --no-node-snapshot
 // The shebang's environment and flags: see core/gateway/node-flags.ts.
 // Plain JavaScript on purpose: this file must run on any Node to say, in one
 // line, that Carapace needs Node 24 — instead of a syntax error from deeper code.

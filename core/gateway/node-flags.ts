@@ -19,9 +19,12 @@ export const GATEWAY_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1',
 
 // glibc gives every thread that allocates an arena of its own (up to eight per
 // core), and each arena keeps what was freed in it. The gateway's threads (main,
-// libuv's pool, V8's helpers, plugin threads) do well with two: ~3 MB less
-// resident, and less of the slow growth long-running processes show.
-export const GATEWAY_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' };
+// libuv's pool, V8's helpers, plugin threads) share one: with two, the tree in
+// use was ~2.5 MB larger; with the default, ~3 MB more again, and more of the slow
+// growth long-running processes show. Small allocations never take the arena's
+// lock (each thread's tcache serves them): side by side, the bus bench moved
+// within its noise (BENCHMARKS.md).
+export const GATEWAY_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '1' };
 
 /** `NAME=value ...` as a shell or `env -S` takes it. */
 export const GATEWAY_ENV_WORDS = Object.entries(GATEWAY_ENV).map(([k, v]) => `${k}=${v}`).join(' ');
