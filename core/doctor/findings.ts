@@ -7,6 +7,8 @@ import type { HomePaths } from '../home.ts';
 import { readRunInfo } from '../gateway/lock.ts';
 import { effectiveProviders, NO_PROVIDER_HELP } from '../providers/detect.ts';
 import { findBwrap } from '../plugins/confine.ts';
+import { verifyOnDisk } from '../plugins/installed.ts';
+import { PluginRefusedError, type RefusalReason } from '../plugins/manifest.ts';
 
 export type Severity = 'error' | 'warn' | 'info';
 
@@ -185,6 +187,27 @@ function strings(v: unknown): string[] {
 function anyHost(entry: string): boolean {
   return entry === '*' || /^\*:(\*|\d+)$/.test(entry);
 }
+
+// Refusals that mean the plugin's files are not what its publisher signed: someone changed them.
+const TAMPERED = new Set<RefusalReason>(['bad-signature', 'file-hash-mismatch', 'file-not-listed']);
+
+/** What the plugin host would refuse at start, checked as it checks (an unsigned or unreadable manifest has a finding of its own). */
+const pluginRefusals: Check = ({ paths }) => {
+  const unreadable = new Set(installedManifests(paths.pluginsDir).filter((m) => !m.manifest).map((m) => m.dir));
+  return verifyOnDisk(paths).flatMap(({ loc, error }): Finding[] => {
+    if (!error || unreadable.has(loc.dir)) return [];
+    const reason = error instanceof PluginRefusedError ? error.reason : null;
+    if (reason === 'unsigned') return [];
+    const tampered = reason !== null && TAMPERED.has(reason);
+    return [{
+      id: 'plugin.refused',
+      severity: tampered ? 'error' : 'warn',
+      what: `plugin ${loc.id} (${loc.dir}) is refused: ${error.message}`,
+      why: tampered ? 'its files are not the ones its publisher signed: changed on disk after install, by something other than Carapace' : 'the plugin host will not load it, so it never runs',
+      fix: loc.source === 'bundled' ? 'reinstall Carapace (npm ci) to restore the bundled plugins' : `carapace plugins verify ${loc.id} for details; carapace plugins remove ${loc.id}, then install it again from its source`,
+    }];
+  });
+};
 
 const pluginPrivileges: Check = ({ paths }) => {
   const findings: Finding[] = [];
@@ -382,6 +405,7 @@ export const checks: Check[] = [
   privateDirs,
   missingProvider,
   openDmPolicies,
+  pluginRefusals,
   pluginPrivileges,
   execWithoutSandbox,
   sandboxHostUnconfined,
