@@ -1,6 +1,7 @@
 import type { ErrorObject } from 'ajv';
 import { escapePointer, kernelAjv, pointerOf, reasonOf } from '../schema.ts';
 import { existsSync, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { configSchema } from './schema.ts';
 import { writeFileAtomic } from '../home.ts';
 
@@ -121,9 +122,17 @@ function describe(errors: ErrorObject[]): ConfigError {
   return new ConfigError(pointerOf(err) || '/', reasonOf(err));
 }
 
+/** `loopback`, `lan`, or an IPv4/IPv6 address the gateway can listen on. */
+export function isBindValue(bind: string): boolean {
+  return bind === 'loopback' || bind === 'lan' || isIP(bind) !== 0;
+}
+
 /** Validate a parsed config.json against the kernel schema; throws ConfigError naming the JSON path. */
 export function validateConfig(value: unknown): void {
   if (!validateConfigShape(value)) throw describe(validateConfigShape.errors!);
+  // The schema's pattern keeps the characters of an address; whether they make one is isIP's to say.
+  const bind = (value as { gateway?: { bind?: string } }).gateway?.bind;
+  if (bind !== undefined && !isBindValue(bind)) throw new ConfigError('/gateway/bind', `"${bind}" is not loopback, lan or an IP address`);
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {

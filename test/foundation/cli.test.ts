@@ -40,8 +40,11 @@ test('start refuses a bad --port or --bind as a usage error without touching the
   t.after(home.cleanup);
   const port = await runCli(['start', '--port', '99999'], { home: home.dir });
   assert.equal(port.code, 2);
-  const bind = await runCli(['start', '--bind', 'everywhere'], { home: home.dir });
-  assert.equal(bind.code, 2);
+  for (const value of ['everywhere', '1.2.3']) {
+    const bind = await runCli(['start', '--bind', value], { home: home.dir });
+    assert.equal(bind.code, 2, value);
+    assert.match(bind.stderr, /--bind must be loopback, lan or an IP address/);
+  }
   assert.equal(existsSync(home.dir), false);
 });
 

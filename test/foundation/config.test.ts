@@ -169,6 +169,13 @@ test('providers.<id>.proxy is http(s)://host:port: credentials in it would be a 
   }
 });
 
+test('gateway.bind is loopback, lan or an address: characters that could spell one are not enough', () => {
+  for (const bind of ['loopback', 'lan', '192.168.1.20', '::1', 'fe80::1']) validateConfig({ gateway: { bind } });
+  for (const bind of ['1.2.3', '999.1.1.1', ':::', '1.2.3.4.5']) {
+    assert.throws(() => validateConfig({ gateway: { bind } }), (err: unknown) => err instanceof ConfigError && err.path === '/gateway/bind' && err.message.includes(bind), bind);
+  }
+});
+
 test('a change through the gateway never overwrites a hand edit it refused: it is refused itself, naming the edit', async (t) => {
   const home = tempHome();
   t.after(home.cleanup);

@@ -1,5 +1,5 @@
 import { CliError, UsageError } from '../../errors.ts';
-import { ConfigError } from '../../config/config.ts';
+import { ConfigError, isBindValue } from '../../config/config.ts';
 import { LockError } from '../../gateway/lock.ts';
 import { StoreError } from '../../store/db.ts';
 import type { Verb } from '../main.ts';
@@ -23,7 +23,7 @@ finishes in-flight work and stops cleanly.`,
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be 0..65535, not "${values.port}"`);
     }
     const bind = values.bind as string | undefined;
-    if (bind !== undefined && !/^(loopback|lan|[0-9a-fA-F:.]+)$/.test(bind)) throw new UsageError(`--bind must be loopback, lan or an IP address`);
+    if (bind !== undefined && !isBindValue(bind)) throw new UsageError(`--bind must be loopback, lan or an IP address`);
 
     const { startGateway } = await import('../../gateway/gateway.ts');
     let gateway;
