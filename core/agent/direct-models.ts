@@ -4,6 +4,7 @@
 // `{{secret:NAME}}` substitution the kernel does) and the plugin's config.
 import type { ProviderConfig } from '../config/config.ts';
 import type { CapabilityApi, CompletionEvent, CompletionRequest, CompletionResult, ModelInfo } from '../plugin-api.ts';
+import { envRefName } from '../secrets/source.ts';
 import { ModelCallError, providerErrorOf, type ModelClient, type ModelRef } from './types.ts';
 
 type ProviderInstance = {
@@ -20,7 +21,7 @@ const MODULES: Record<string, () => Promise<ProviderModule>> = {
 /** The plugin config a provider plugin gets for `providers.<id>` (the plugin host does the same mapping). */
 export function providerPluginConfig(cfg: ProviderConfig): Record<string, unknown> {
   const key = cfg.apiKey;
-  const secret = typeof key === 'object' && key ? key.secret : typeof key === 'string' ? (/^\$\{(.+)\}$/.exec(key)?.[1] ?? null) : null;
+  const secret = typeof key === 'object' && key ? key.secret : envRefName(key);
   return {
     baseUrl: cfg.baseUrl ?? null,
     apiKeySecret: secret,

@@ -27,7 +27,7 @@ import type { Db } from '../store/db.ts';
 import type { HomePaths } from '../home.ts';
 import type { Broker } from '../bus/types.ts';
 import type { ToolContext, ToolResult, CompletionRequest, CompletionResult, CompletionEvent, OutboundMessage, ModelInfo, ToolDef } from '../plugin-api.ts';
-import { envSecrets, type SecretsSource } from '../secrets/source.ts';
+import { envSecrets, withEnvCredential, type SecretsSource } from '../secrets/source.ts';
 import { loadTrustStore, PluginRefusedError, validatePluginConfig, type TrustStore, type VerifiedPlugin, REPO_ROOT, type PluginKind } from './manifest.ts';
 import { bundledPlugins, installedPlugins, pluginHome, verifyLocation, type PluginLocation } from './installed.ts';
 import { makeGrant } from './grant.ts';
@@ -374,7 +374,7 @@ export class PluginHost implements Service {
     const bus = this.#deps.broker?.port(`plugin:${id}`, { publish: allow.bus?.publish ?? [], subscribe: allow.bus?.subscribe ?? [] });
     const hostFns = createHostFunctions({
       grant,
-      secrets: this.#deps.secrets ?? envSecrets(),
+      secrets: m.kind === 'provider' && provider ? withEnvCredential(provider.apiKey, this.#deps.secrets ?? envSecrets()) : this.#deps.secrets ?? envSecrets(),
       kv: createPluginKv(this.#deps.db, id),
       bus,
       log,

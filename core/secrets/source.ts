@@ -44,6 +44,24 @@ export function layeredSecrets(...sources: SecretsSource[]): SecretsSource {
   };
 }
 
+/** The NAME of a `"${NAME}"` credential, or null. */
+export function envRefName(cred: unknown): string | null {
+  return typeof cred === 'string' ? (/^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$/.exec(cred)?.[1] ?? null) : null;
+}
+
+/**
+ * `base`, except that the name a `"${NAME}"` credential refers to is read from the
+ * environment only: config.md gives `{"secret": NAME}` to the store and `"${NAME}"`
+ * to the environment, and the kernel's layered source would give a stored secret of
+ * the same name precedence.
+ */
+export function withEnvCredential(cred: unknown, base: SecretsSource, env: NodeJS.ProcessEnv = process.env): SecretsSource {
+  const name = envRefName(cred);
+  if (!name) return base;
+  const fromEnv = envSecrets(env);
+  return { get: (n) => (n === name ? fromEnv.get(n) : base.get(n)) };
+}
+
 /** A config credential (`{"secret":"NAME"}`, `"${ENV}"` or null) → its value, or undefined when unset. Never a literal. */
 export function resolveCredential(
   cred: unknown,
@@ -52,9 +70,9 @@ export function resolveCredential(
 ): string | undefined {
   let value: string | undefined;
   if (cred && typeof cred === 'object' && typeof (cred as { secret?: unknown }).secret === 'string') value = secrets.get((cred as { secret: string }).secret);
-  else if (typeof cred === 'string') {
-    const m = /^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$/.exec(cred);
-    value = m ? env[m[1]] || undefined : undefined;
+  else {
+    const name = envRefName(cred);
+    value = name ? env[name] || undefined : undefined;
   }
   registerSecretValue(value);
   return value;

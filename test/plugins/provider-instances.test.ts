@@ -316,3 +316,27 @@ test('https through a proxy: a CONNECT tunnel, TLS verified end to end with the 
   await assert.rejects(fx.host.complete('probe', ask({ key: 'A_KEY' }), none), new RegExp(`proxy 127\\.0\\.0\\.1:\\d+ answered CONNECT 127\\.0\\.0\\.1:${new URL(url).port} with 403`));
   assert.equal(proxy.seen.length, 3);
 });
+
+test('a "${NAME}" key reads the environment only; {"secret": NAME} the store, though both hold the name', async (t) => {
+  const pub = throwawayPublisher();
+  t.after(pub.cleanup);
+  const p = probe(pub.kp);
+  t.after(p.cleanup);
+  const a = await endpoint(t);
+  const b = await endpoint(t);
+  const NAME = 'CARAPACE_TEST_BOTH_KEY';
+  process.env[NAME] = 'env-value-51d0';
+  t.after(() => delete process.env[NAME]);
+  const providers: Record<string, ProviderConfig> = {
+    probe: { baseUrl: a.url, apiKey: `\${${NAME}}` },
+    second: { baseUrl: b.url, apiKey: { secret: NAME } },
+  };
+  const fx = await startHost(t, [p], pub.kp, { secrets: mapSecrets({ [NAME]: 'store-value-9a7e' }), userConfig: () => ({ providers }) });
+  await fx.host.complete('probe', ask({ key: NAME }), none);
+  await fx.host.complete(fx.host.providerInstance('second', 'probe'), ask({ key: NAME }), none);
+  assert.deepEqual([a.seen, b.seen], [['env-value-51d0'], ['store-value-9a7e']]);
+
+  delete process.env[NAME];
+  await assert.rejects(fx.host.complete('probe', ask({ key: NAME }), none), /CARAPACE_TEST_BOTH_KEY/, 'unset in the environment: an error, not the stored value');
+  assert.deepEqual(a.seen, ['env-value-51d0']);
+});
