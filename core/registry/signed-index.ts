@@ -79,7 +79,9 @@ export function verifyIndex(doc: unknown, expectedName: string, pinned: Registry
   const { signature, ...body } = doc as Record<string, unknown>;
   const sig = signature as Partial<IndexSignature> | undefined;
   if (!sig || sig.alg !== 'ed25519' || typeof sig.sig !== 'string') throw new IndexRefused('bad-signature', 'index is not signed');
-  if (sig.keyId !== pinned.keyId) throw new IndexRefused('bad-signature', `index is signed by key ${String(sig.keyId)}, not the pinned registry key ${pinned.keyId}`);
+  if (sig.keyId !== pinned.keyId) {
+    throw new IndexRefused('registry-key-changed', `index is signed by key ${String(sig.keyId)}, not the pinned registry key ${pinned.keyId}: the registry changed its key, or this is not that registry; if its operator confirms the new key, remove its pin from registry/pins.json in the Carapace home`);
+  }
   const publicKey = fromB64(pinned.publicKey, 32);
   let canonical: string;
   try {

@@ -138,7 +138,7 @@ test('the registry key is pinned on first use and a different key later is refus
     pins[new URL(m.url).origin] = pins[new URL(url).origin]!;
     const { writeFileSync } = await import('node:fs');
     writeFileSync(join(state.dir, 'pins.json'), JSON.stringify(pins));
-    await assert.rejects(fetchVerifiedIndex(state, m.url, 'echo-tool'), (err: IndexRefused) => err.reason === 'bad-signature' && /not the pinned registry key/.test(err.message));
+    await assert.rejects(fetchVerifiedIndex(state, m.url, 'echo-tool'), (err: IndexRefused) => err.reason === 'registry-key-changed' && /not the pinned registry key/.test(err.message));
   } finally {
     await m.close();
   }
