@@ -61,7 +61,8 @@ const ask = (r: Partial<CompletionRequest> & { key?: string; url?: string }) => 
 const none = () => {};
 const said = (r: CompletionResult) => (r.message.content[0] as { text: string }).text;
 
-async function twoEndpoints(t: import('node:test').TestContext, deps: Parameters<typeof startHost>[3] = {}) {
+type ApiKey = ProviderConfig['apiKey'];
+async function twoEndpoints(t: import('node:test').TestContext, deps: Parameters<typeof startHost>[3] = {}, keys: { probe: ApiKey; second: ApiKey } = { probe: { secret: 'A_KEY' }, second: { secret: 'B_KEY' } }) {
   const pub = throwawayPublisher();
   t.after(pub.cleanup);
   const p = probe(pub.kp);
@@ -69,8 +70,8 @@ async function twoEndpoints(t: import('node:test').TestContext, deps: Parameters
   const a = await endpoint(t);
   const b = await endpoint(t);
   const providers: Record<string, ProviderConfig> = {
-    probe: { baseUrl: a.url, apiKey: { secret: 'A_KEY' } },
-    second: { baseUrl: b.url, apiKey: { secret: 'B_KEY' } },
+    probe: { baseUrl: a.url, apiKey: keys.probe },
+    second: { baseUrl: b.url, apiKey: keys.second },
   };
   const fx = await startHost(t, [p], pub.kp, { secrets: mapSecrets(KEYS), userConfig: () => ({ providers }), ...deps });
   return { fx, a, b, pub };
@@ -318,20 +319,10 @@ test('https through a proxy: a CONNECT tunnel, TLS verified end to end with the 
 });
 
 test('a "${NAME}" key reads the environment only; {"secret": NAME} the store, though both hold the name', async (t) => {
-  const pub = throwawayPublisher();
-  t.after(pub.cleanup);
-  const p = probe(pub.kp);
-  t.after(p.cleanup);
-  const a = await endpoint(t);
-  const b = await endpoint(t);
   const NAME = 'CARAPACE_TEST_BOTH_KEY';
   process.env[NAME] = 'env-value-51d0';
   t.after(() => delete process.env[NAME]);
-  const providers: Record<string, ProviderConfig> = {
-    probe: { baseUrl: a.url, apiKey: `\${${NAME}}` },
-    second: { baseUrl: b.url, apiKey: { secret: NAME } },
-  };
-  const fx = await startHost(t, [p], pub.kp, { secrets: mapSecrets({ [NAME]: 'store-value-9a7e' }), userConfig: () => ({ providers }) });
+  const { fx, a, b } = await twoEndpoints(t, { secrets: mapSecrets({ [NAME]: 'store-value-9a7e' }) }, { probe: `\${${NAME}}`, second: { secret: NAME } });
   await fx.host.complete('probe', ask({ key: NAME }), none);
   await fx.host.complete(fx.host.providerInstance('second', 'probe'), ask({ key: NAME }), none);
   assert.deepEqual([a.seen, b.seen], [['env-value-51d0'], ['store-value-9a7e']]);
