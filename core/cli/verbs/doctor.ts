@@ -9,9 +9,9 @@ export const verb: Verb = {
   usage: `usage: carapace doctor [--fix] [--json] [--home DIR]
 
 Audits this installation: bind exposure, state-directory permissions, DM
-policies, providers, installed plugins (refused as the gateway would refuse them —
-files changed since install, a key no longer trusted —, unsigned, third-party worker runtime,
-any-host network or write-to-/ grants), exec without bubblewrap, unanswered
+policies, providers, installed plugins (any the gateway would refuse, such as one
+whose files changed since install; unsigned; third-party worker runtime; any-host
+network or write-to-/ grants), exec without bubblewrap, unanswered
 device pairing requests, database integrity, free disk space. Each finding says what, why and the fix; --fix applies the
 fixes that are safe to apply unattended. Exits 1 while an error-level finding remains.`,
   options: { fix: { type: 'boolean' } },
