@@ -8,6 +8,8 @@ import { readRunInfo } from '../gateway/lock.ts';
 import { effectiveProviders, NO_PROVIDER_HELP } from '../providers/detect.ts';
 import { findBwrap } from '../plugins/confine.ts';
 import { verifyOnDisk } from '../plugins/installed.ts';
+import { openSecrets } from '../secrets/store.ts';
+import { envRefName } from '../secrets/source.ts';
 import { PluginRefusedError, type RefusalReason } from '../plugins/manifest.ts';
 
 export type Severity = 'error' | 'warn' | 'info';
@@ -86,6 +88,33 @@ const statePermissions: Check = ({ paths }) => {
 const missingProvider: Check = ({ config, env }) => {
   if (Object.keys(effectiveProviders(config, env)).length > 0) return [];
   return [{ id: 'provider.missing', severity: 'warn', what: 'no LLM provider is configured', why: 'the gateway runs, but agents cannot answer', fix: NO_PROVIDER_HELP }];
+};
+
+/** A provider whose key names a secret that neither the store nor the environment holds answers nothing but 401s. */
+const unresolvedCredentials: Check = ({ paths, config, env }) => {
+  let stored: Set<string> | null;
+  try {
+    stored = new Set(openSecrets(paths, env).names());
+  } catch {
+    stored = null; // sealed with a passphrase this shell does not have: only the environment can be judged
+  }
+  const findings: Finding[] = [];
+  for (const [id, p] of Object.entries(effectiveProviders(config, env))) {
+    const fromEnv = envRefName(p.apiKey);
+    const name = fromEnv ?? (p.apiKey && typeof p.apiKey === 'object' ? p.apiKey.secret : null);
+    if (!name || env[name]) continue;
+    if (!fromEnv && (stored === null || stored.has(name))) continue;
+    findings.push({
+      id: 'provider.credential-unset',
+      severity: 'warn',
+      what: fromEnv
+        ? `providers.${id}.apiKey is "\${${name}}", and ${name} is not set in this environment`
+        : `providers.${id}.apiKey is the secret ${name}, which neither the secrets store nor this environment holds`,
+      why: `every request to ${id} is sent without its key and refused; a gateway started from another shell or a service has its own environment, which doctor cannot see`,
+      fix: fromEnv ? `export ${name}=... where the gateway starts, or store it: carapace secrets set ${name}, and point the key at it: carapace config set providers.${id}.apiKey '{"secret":"${name}"}'` : `carapace secrets set ${name}`,
+    });
+  }
+  return findings;
 };
 
 const openDmPolicies: Check = ({ config }) =>
@@ -404,6 +433,7 @@ export const checks: Check[] = [
   statePermissions,
   privateDirs,
   missingProvider,
+  unresolvedCredentials,
   openDmPolicies,
   pluginRefusals,
   pluginPrivileges,

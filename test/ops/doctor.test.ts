@@ -11,6 +11,7 @@ import { runChecks } from '../../core/doctor/findings.ts';
 import { defaultConfig } from '../../core/config/config.ts';
 import { installFolder } from '../../core/plugins/install.ts';
 import { publicKeyFile } from '../../core/plugins/sign.ts';
+import { openSecrets } from '../../core/secrets/store.ts';
 import { makePlugin, throwawayPublisher } from '../helpers/plugins.ts';
 
 const ENV = { ANTHROPIC_API_KEY: 'x', OPENAI_API_KEY: '', OPENAI_BASE_URL: '' };
@@ -201,4 +202,25 @@ test('doctor checks installed plugins as the gateway would: a file changed after
   assert.equal(refused[0].severity, 'error');
   assert.match(refused[0].what, /plugin greeter .* is refused: .*index\.js/);
   assert.match(refused[0].fix, /carapace plugins remove greeter/);
+});
+
+test('doctor warns about a provider key that names a secret nobody holds, or an unset environment variable', async (t) => {
+  const h = home(t);
+  openSecrets(h.paths).set('STORED_KEY', 'sk-stored-1f2e');
+  writeFileSync(h.paths.config, JSON.stringify({
+    providers: {
+      anthropic: { apiKey: { secret: 'NOBODY_HAS_IT' } },
+      openai: { apiKey: '${CARAPACE_UNSET_VAR}' },
+      stored: { api: 'anthropic', apiKey: { secret: 'STORED_KEY' } },
+      fromenv: { api: 'openai', apiKey: '${CARAPACE_SET_VAR}' },
+      ollama: { api: 'openai', baseUrl: 'http://127.0.0.1:11434/v1', apiKey: null },
+    },
+  }));
+  const { report } = await doctor(h.dir, [], { CARAPACE_SET_VAR: 'sk-env-9d8c' });
+  const unset = report.findings.filter((f) => f.id === 'provider.credential-unset').map((f) => f.what);
+  assert.deepEqual(unset, [
+    'providers.anthropic.apiKey is the secret NOBODY_HAS_IT, which neither the secrets store nor this environment holds',
+    'providers.openai.apiKey is "${CARAPACE_UNSET_VAR}", and CARAPACE_UNSET_VAR is not set in this environment',
+  ]);
+  assert.ok(!JSON.stringify(report).includes('sk-stored-1f2e') && !JSON.stringify(report).includes('sk-env-9d8c'), 'no value is shown');
 });

@@ -9,7 +9,7 @@ export const verb: Verb = {
   usage: `usage: carapace doctor [--fix] [--json] [--home DIR]
 
 Audits this installation: bind exposure, state-directory permissions, DM
-policies, providers, installed plugins (any the gateway would refuse, such as one
+policies, providers (and keys that name a secret nobody holds), installed plugins (any the gateway would refuse, such as one
 whose files changed since install; unsigned; third-party worker runtime; any-host
 network or write-to-/ grants), exec without bubblewrap, unanswered
 device pairing requests, database integrity, free disk space. Each finding says what, why and the fix; --fix applies the
