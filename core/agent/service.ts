@@ -171,7 +171,7 @@ export function createAgentService(ctx: KernelContext, deps: AgentServiceDeps): 
           skipped: skills.filter((s) => !s.eligible).map((s) => ({ name: s.name, reason: s.reason })),
         };
       });
-      return { running: running.size, activeSessions: queues.active, agents };
+      return { running: running.size, activeSessions: queues.active, sessions: store.countSessions(), agents };
     },
   };
 

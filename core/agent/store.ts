@@ -68,6 +68,7 @@ export function createAgentStore(db: Db) {
     touch: db.prepare('UPDATE agent_sessions SET updated_at = ? WHERE session_key = ?'),
     setSummary: db.prepare('UPDATE agent_sessions SET summary = ? WHERE session_id = ?'),
     listSessions: db.prepare('SELECT * FROM agent_sessions ORDER BY updated_at DESC LIMIT ?'),
+    countSessions: db.prepare('SELECT COUNT(*) AS n FROM agent_sessions').pluck(),
     append: db.prepare('INSERT INTO agent_messages (session_id, session_key, run_id, role, content, compacted, created_at) VALUES (?,?,?,?,?,0,?)'),
     transcript: db.prepare('SELECT id, role, content, run_id, created_at FROM agent_messages WHERE session_id = ? AND compacted = 0 ORDER BY id'),
     compact: db.prepare('UPDATE agent_messages SET compacted = 1 WHERE session_id = ? AND id <= ?'),
@@ -154,6 +155,9 @@ export function createAgentStore(db: Db) {
     },
     listSessions(limit = 200): SessionRow[] {
       return (q.listSessions.all(limit) as Record<string, unknown>[]).map(toSession);
+    },
+    countSessions(): number {
+      return q.countSessions.get() as number;
     },
     append(sessionKey: string, sessionId: string, runId: string | null, message: ChatMessage, now: number): number {
       return Number(q.append.run(sessionId, sessionKey, runId, message.role, JSON.stringify(message.content), now).lastInsertRowid);

@@ -273,6 +273,17 @@ export const channelsFactory: ServiceFactory = async (ctx, registry) => {
     ),
   });
   for (const id of plugins.pluginsOf('channel')) service.setSender(id, (msg) => plugins.channelSend(id, msg));
+  // status: each configured channel, switched on or off, and its plugin's state (WebChat is the gateway's own).
+  const queueStatus = service.status!.bind(service);
+  service.status = async () => {
+    const rows = new Map(plugins.list().map((p) => [p.id, p]));
+    const list = Object.entries(ctx.config.current.channels).map(([id, c]) => {
+      const row = rows.get(id);
+      const state = c.enabled === false ? 'disabled' : id === 'webchat' ? 'running' : (row?.state ?? 'no plugin');
+      return { id, state, ...(row?.lastError ? { lastError: row.lastError } : {}) };
+    });
+    return { ...(await queueStatus()), list };
+  };
   return service;
 };
 

@@ -85,6 +85,12 @@ test('`carapace status` reports the bus and `carapace config set` goes through t
   assert.equal(s.home, home.dir);
   assert.equal(typeof s.gateway.id, 'string');
   assert.equal(typeof s.bus.sockets, 'number');
+  assert.equal(s.agent.sessions, 0, 'the stored sessions are counted');
+  assert.deepEqual(s.channels.list, [{ id: 'webchat', state: 'running' }], 'each configured channel with its state');
+  const human = await runCli(['status'], { home: home.dir });
+  assert.match(human.stdout, /^sessions: 0 \(0 active, 0 runs in progress\)$/m);
+  assert.match(human.stdout, /^channels: webchat running$/m);
+  assert.match(human.stdout, /^plugins: \d+ \(\d+ stopped; a stopped plugin starts on first use\)$/m);
 
   const set = await runCli(['config', 'set', 'logging.level', 'debug'], { home: home.dir });
   assert.equal(set.code, 0, set.stderr);

@@ -24,6 +24,9 @@ test('with no config, ANTHROPIC_API_KEY in the environment is enough to chat', a
   assert.match(res.stdout, /Hi from the default model\./);
   assert.equal(fake.requests[0].headers['x-api-key'], TEST_SECRETS.anthropicKey);
   assert.equal(fake.requests[0].body.model, 'claude-sonnet-4-6', 'a current default model');
+  const status = await runCli(['status'], { home: home.dir, env });
+  assert.match(status.stdout, /^sessions: 1 \(/m, 'the chat left one stored session');
+  assert.match(status.stdout, /^providers: anthropic; default model anthropic\/claude-sonnet-4-6$/m);
 });
 
 test('with no config, OPENAI_BASE_URL alone (a local Ollama) is enough to chat', async (t) => {

@@ -36,6 +36,43 @@ function healthz(url: string, tls: object | undefined): Promise<{ ok?: boolean; 
   });
 }
 
+interface PluginRow { id: string; kind?: string; state: string; restarts?: number; lastError?: string; refusal?: string }
+interface LiveSections {
+  plugins?: { plugins?: PluginRow[] };
+  channels?: { list?: { id: string; state: string; lastError?: string }[]; queue?: { pending?: number; inFlight?: number; dead?: number }; pairingPending?: unknown[] };
+  agent?: { running?: number; activeSessions?: number; sessions?: number; providers?: string[]; defaultModel?: string | null; hint?: string };
+  approvals?: { pending?: number };
+  scheduler?: { jobs?: number };
+  [section: string]: unknown;
+}
+
+const count = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+
+/** The live sections as a person reads them; a section this verb does not know is shown as JSON. */
+function liveLines(live: LiveSections): string[] {
+  const lines: string[] = [];
+  const { plugins, channels, agent, approvals, scheduler, home: _home, gateway: _gateway, ...rest } = live;
+  const rows = plugins?.plugins ?? [];
+  if (plugins) {
+    const byState = new Map<string, number>();
+    for (const r of rows) byState.set(r.state, (byState.get(r.state) ?? 0) + 1);
+    lines.push(`plugins: ${rows.length} (${[...byState].map(([state, n]) => `${n} ${state}`).join(', ') || 'none'}; a stopped plugin starts on first use)`);
+    for (const r of rows.filter((r) => r.state === 'refused' || r.lastError)) lines.push(`  ${r.id}: ${r.state}${r.refusal ? ` (${r.refusal})` : ''}${r.lastError ? `, last error: ${r.lastError}` : ''}`);
+  }
+  if (agent) {
+    lines.push(`sessions: ${agent.sessions ?? '?'} (${agent.activeSessions ?? 0} active, ${count(agent.running ?? 0, 'run')} in progress)`);
+    lines.push(agent.hint ? `providers: none — ${agent.hint}` : `providers: ${(agent.providers ?? []).join(', ')}; default model ${agent.defaultModel ?? 'none'}`);
+  }
+  if (channels) {
+    lines.push(`channels: ${(channels.list ?? []).map((c) => `${c.id} ${c.state}${c.lastError ? ` (last error: ${c.lastError})` : ''}`).join(', ') || 'none'}`);
+    const q = channels.queue ?? {};
+    lines.push(`outbound queue: ${q.pending ?? 0} pending, ${q.inFlight ?? 0} in flight, ${q.dead ?? 0} dead-lettered; senders waiting for pairing: ${channels.pairingPending?.length ?? 0}`);
+  }
+  if (approvals || scheduler) lines.push(`approvals pending: ${approvals?.pending ?? 0}; cron jobs: ${scheduler?.jobs ?? 0}`);
+  for (const [name, section] of Object.entries(rest)) lines.push(`${name}: ${JSON.stringify(section)}`);
+  return lines;
+}
+
 export const verb: Verb = {
   usage: `usage: carapace status [--json] [--home DIR]
 
@@ -76,10 +113,7 @@ Whether the gateway of this home is running, and what it is doing.`,
     if (io.json) io.emit(status);
     else if (gateway.up) {
       io.say(`gateway: up on ${gateway.url} (pid ${gateway.pid}, version ${gateway.version}, up ${Math.round((gateway.uptimeMs ?? 0) / 1000)} s)`);
-      for (const [name, section] of Object.entries(status)) {
-        if (name === 'home' || name === 'gateway') continue;
-        io.say(`${name}: ${JSON.stringify(section)}`);
-      }
+      for (const line of liveLines(status as LiveSections)) io.say(line);
       if (gateway.busError) io.say(`bus: ${gateway.busError}`);
     }
     else io.say(`gateway: not running${gateway.error ? ` — ${gateway.error}` : ''} (home ${io.home}); start it with: carapace start`);
