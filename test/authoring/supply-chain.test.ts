@@ -319,6 +319,18 @@ test('a first install from an untrusted publisher without --trust is refused, an
   assert.ok(existsSync(join(dir, 'trust', `${ALICE}.json`)), 'the key is trusted from now on');
 });
 
+test('installing by name takes the registry from CARAPACE_REGISTRY when --registry is not given, and says how to name one otherwise', async (t) => {
+  reg.publish('from-env', '1.0.0', release('from-env', '1.0.0').tgz);
+  const dir = join(base, 'home-env');
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const none = await runCli(['plugins', 'install', 'from-env', '--yes'], { env: { CARAPACE_HOME: dir, CARAPACE_REGISTRY: '' } });
+  assert.equal(none.code, 2);
+  assert.match(none.stderr, /--registry URL, or CARAPACE_REGISTRY/);
+  const ok = await runCli(['plugins', 'install', 'from-env', '--yes', '--trust', ALICE], { env: { CARAPACE_HOME: dir, CARAPACE_REGISTRY: reg.url } });
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.equal(readInstallRecord(join(dir, 'plugins'), 'from-env')?.version, '1.0.0');
+});
+
 test('re-publishing a version with carapace plugin publish is 409 and installs still get the original', async (t) => {
   const dir = join(base, 'republish');
   t.after(() => rmSync(dir, { recursive: true, force: true }));

@@ -55,7 +55,8 @@ async function installRemote(io: IO, spec: string, values: Record<string, unknow
   const { installFromRegistry, rollbackPlugin, parseRegistrySpec } = await import('../../plugins/install-registry.ts');
   const parsed = parseRegistrySpec(spec);
   if (!parsed) throw new UsageError(`"${spec}" is not a plugin name[@version]`);
-  const registry = values.registry as string | undefined;
+  // Carapace's registry speaks its own signed index; ClawHub (the skills default) does not serve one.
+  const registry = (values.registry as string | undefined) ?? (process.env.CARAPACE_REGISTRY || undefined);
   const target = parsed.version ? `${parsed.name}@${parsed.version}` : parsed.name;
   const refuse = (err: unknown): never => {
     if (!(err instanceof InstallRefused)) throw err;
@@ -79,11 +80,11 @@ async function installRemote(io: IO, spec: string, values: Record<string, unknow
     else io.say(`rolled back ${r.id} to ${r.version} (from ${r.replaced}); ${gateway}`);
     return 0;
   }
-  if (!registry) throw new UsageError('installing by name needs --registry URL (or give a plugin folder)');
+  if (!registry) throw new UsageError('installing by name needs a registry: --registry URL, or CARAPACE_REGISTRY in the environment (or give a plugin folder)');
   try {
     new URL(registry);
   } catch {
-    throw new UsageError(`--registry must be a URL, not "${registry}"`);
+    throw new UsageError(`the registry must be a URL, not "${registry}"`);
   }
   let r;
   try {
@@ -201,8 +202,8 @@ export const verb: Verb = {
   install DIR|FILE.tgz
                     verify a local plugin folder (plugin.json + files) or archive, show what it
                     asks for; --yes installs (the version it replaces is kept for --rollback)
-  install NAME[@VER] --registry URL
-                    from a registry: signed index (registry key pinned on first use), sha256,
+  install NAME[@VER] [--registry URL]
+                    from a registry (--registry, else $CARAPACE_REGISTRY): signed index (registry key pinned on first use), sha256,
                     publisher signature (--trust KEYID on first use), file digests; shows the
                     permissions (the new ones on an update) and installs on --yes; the previous
                     version is kept: install NAME --rollback returns to it
