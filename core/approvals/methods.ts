@@ -19,7 +19,6 @@ export function registerApprovalMethods(methods: MethodRegistry, approvals: Appr
   });
   methods.register<{ id: string; decision: 'approved' | 'denied' }>('approvals.resolve', {
     scope: 'operator.write',
-    idempotent: true,
     params: {
       type: 'object',
       properties: {

@@ -62,7 +62,11 @@ export interface MethodDef<P = Record<string, unknown>, R = unknown> {
   scope: string;
   /** JSON schema of params, compiled once with ajv at registration. */
   params?: Record<string, unknown>;
-  /** Side-effecting methods require `idempotencyKey` in params; a repeat returns the first result. */
+  /**
+   * The method cannot be called without `idempotencyKey` (protocol.md lists it in chat.send's
+   * and bus.publish's params). Every other method takes one too: a call that carries a key is
+   * run once, and a repeat returns the first result.
+   */
   idempotent?: boolean;
   handler(params: P, caller: Caller): Promise<R> | R;
   /**

@@ -23,7 +23,6 @@ export function registerPairingMethods(
   methods.register<{ channel: string; code: string }, { request: PairingRequest }>('pairing.approve', {
     scope: 'operator.pairing',
     params: resolve,
-    idempotent: true,
     handler: (p, caller) => {
       const request = pairing.approve(p.channel, p.code, `device:${caller.deviceId}`);
       hooks.onApproved?.(request);
@@ -33,7 +32,6 @@ export function registerPairingMethods(
   methods.register<{ channel: string; code: string }, { request: PairingRequest }>('pairing.reject', {
     scope: 'operator.pairing',
     params: resolve,
-    idempotent: true,
     handler: (p, caller) => ({ request: pairing.reject(p.channel, p.code, `device:${caller.deviceId}`) }),
   });
 }

@@ -96,8 +96,7 @@ export function registerAgentMethods(deps: AgentMethodsDeps): void {
 
   methods.register<{ sessionKey: string }>('sessions.reset', {
     scope: 'operator.write',
-    idempotent: true,
-    params: { type: 'object', properties: { sessionKey, idempotencyKey: { type: 'string' } }, required: ['sessionKey', 'idempotencyKey'], additionalProperties: false },
+    params: { type: 'object', properties: { sessionKey }, required: ['sessionKey'], additionalProperties: false },
     handler(params, caller) {
       checkSessionKey(params.sessionKey);
       const reset = agent.reset(params.sessionKey);

@@ -23,7 +23,6 @@ export function registerCronMethods(methods: MethodRegistry, scheduler: Schedule
   });
   methods.register<JobSpec>('cron.add', {
     scope: 'operator.write',
-    idempotent: true,
     params: {
       type: 'object',
       properties: { ...jobSpec, idempotencyKey: { type: 'string', minLength: 1, maxLength: 128 } },
@@ -39,7 +38,6 @@ export function registerCronMethods(methods: MethodRegistry, scheduler: Schedule
   const byJobId = { type: 'object', properties: { id: { type: 'string', minLength: 1, maxLength: 64 } }, required: ['id'], additionalProperties: false };
   methods.register<{ id: string }>('cron.remove', {
     scope: 'operator.write',
-    idempotent: true,
     params: byJobId,
     handler: (p, caller) => {
       scheduler.remove(p.id, `device:${caller.deviceId}`);
@@ -48,7 +46,6 @@ export function registerCronMethods(methods: MethodRegistry, scheduler: Schedule
   });
   methods.register<{ id: string }>('cron.run', {
     scope: 'operator.write',
-    idempotent: true,
     params: byJobId,
     handler: async (p, caller) => ({ run: await scheduler.runNow(p.id, `device:${caller.deviceId}`) }),
   });

@@ -71,7 +71,7 @@ test('the pairing code reaches the sender through the delivery queue, the owner 
   assert.equal(list.scope, 'operator.pairing');
   assert.equal(((await list.handler({}, r.owner)) as { requests: unknown[] }).requests.length, 1);
   const approve = r.methods.get('pairing.approve')!;
-  assert.equal(approve.idempotent, true);
+  assert.equal(approve.scope, 'operator.pairing');
   await approve.handler({ channel: 'telegram', code, idempotencyKey: 'k1' }, r.owner);
   await r.channels.queue.drained();
   assert.match(r.sink.order.at(-1)!.text, /paired/);
