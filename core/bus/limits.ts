@@ -2,6 +2,9 @@
 // numbers in one place and the failure counter that locks a source out.
 import type { Clock } from '../clock.ts';
 
+/** The limits config.json sets (gateway.limits, with their defaults in config.ts); read at each use. */
+export type ConfigurableLimit = 'maxInflight' | 'sendBufferBytes' | 'maxSockets';
+
 export interface BusLimits {
   preAuthMaxPayload: number;
   handshakeTimeoutMs: number;
@@ -16,17 +19,14 @@ export interface BusLimits {
   heartbeatMs: number;
 }
 
-export const DEFAULT_LIMITS: BusLimits = {
+export const DEFAULT_LIMITS: Omit<BusLimits, ConfigurableLimit> = {
   preAuthMaxPayload: 64 * 1024,
   handshakeTimeoutMs: 10_000,
   maxUnauthenticatedPerIp: 32,
-  maxSockets: 256,
   failuresPerWindow: 10,
   failureWindowMs: 60_000,
   lockoutMs: 5 * 60_000,
   maxRejectedFrames: 10,
-  maxInflight: 64,
-  sendBufferBytes: 8 * 1024 * 1024,
   heartbeatMs: 15_000,
 };
 
@@ -44,10 +44,10 @@ export function normalizeIp(ip: string | undefined): string {
 export class FailureLimiter {
   readonly #failures = new Map<string, number[]>();
   readonly #lockedUntil = new Map<string, number>();
-  readonly #limits: BusLimits;
+  readonly #limits: Pick<BusLimits, 'failuresPerWindow' | 'failureWindowMs' | 'lockoutMs'>;
   readonly #clock: Clock;
 
-  constructor(limits: BusLimits, clock: Clock) {
+  constructor(limits: Pick<BusLimits, 'failuresPerWindow' | 'failureWindowMs' | 'lockoutMs'>, clock: Clock) {
     this.#limits = limits;
     this.#clock = clock;
   }

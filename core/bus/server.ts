@@ -13,7 +13,7 @@ import { createDeviceStore, hasScope, type DeviceStore } from './devices.ts';
 import { createMethodRegistry, type BusMethods } from './methods.ts';
 import { verifyConnect } from './handshake.ts';
 import { eventFrameJson, FrameError, parseFrameText, resErr, resOk, salvageId, check, validateReqFrame } from './frames.ts';
-import { DEFAULT_LIMITS, FailureLimiter, normalizeIp, type BusLimits } from './limits.ts';
+import { DEFAULT_LIMITS, FailureLimiter, normalizeIp, type BusLimits, type ConfigurableLimit } from './limits.ts';
 import { registerBuiltins } from './builtins.ts';
 
 const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
@@ -116,7 +116,9 @@ export function createBusService(options: BusOptions = {}): ServiceFactory {
 export const busService: ServiceFactory = createBusService();
 
 function buildBus(ctx: KernelContext, registry: ServiceRegistry, options: BusOptions): BusService {
-  const limits: BusLimits = { ...DEFAULT_LIMITS, ...options.limits };
+  const limits = { ...DEFAULT_LIMITS, ...options.limits };
+  // Read at each use, so a config change applies to the sockets already open; a test's option wins.
+  const configured = (key: ConfigurableLimit): number => options.limits?.[key] ?? ctx.config.current.gateway.limits[key];
   const log = ctx.log.child({ service: 'bus' });
   const broker = createBroker({ log, clock: ctx.clock });
   const devices = createDeviceStore({ db: ctx.db, audit: ctx.audit, clock: ctx.clock, owner: ctx.identity.owner, startedAt: ctx.startedAt });
@@ -140,7 +142,7 @@ function buildBus(ctx: KernelContext, registry: ServiceRegistry, options: BusOpt
 
   function send(c: Conn, text: string): void {
     if (c.closed || c.ws.readyState !== c.ws.OPEN) return;
-    if (c.ws.bufferedAmount > limits.sendBufferBytes) {
+    if (c.ws.bufferedAmount > configured('sendBufferBytes')) {
       // A consumer that does not read must not grow our memory without bound.
       closeConn(c, 1013, 'slow consumer', SLOW_CONSUMER_GRACE_MS);
       log.warn('dropped a slow bus consumer', { deviceId: c.deviceId, ip: c.ip, buffered: c.ws.bufferedAmount });
@@ -333,8 +335,8 @@ function buildBus(ctx: KernelContext, registry: ServiceRegistry, options: BusOpt
       reject(c, frame.id, new CarapaceError('NOT_FOUND', `unknown method ${frame.method}`, { method: frame.method }));
       return;
     }
-    if (c.inflight >= limits.maxInflight) {
-      reject(c, frame.id, new CarapaceError('RATE_LIMITED', `at most ${limits.maxInflight} requests may be in flight per connection`, { retryAfterMs: 100 }));
+    if (c.inflight >= configured('maxInflight')) {
+      reject(c, frame.id, new CarapaceError('RATE_LIMITED', `at most ${configured('maxInflight')} requests may be in flight per connection`, { retryAfterMs: 100 }));
       return;
     }
     void dispatch(c, frame.id, frame.method, frame.params ?? {});
@@ -399,7 +401,7 @@ function buildBus(ctx: KernelContext, registry: ServiceRegistry, options: BusOpt
 
   function onUpgrade(req: FastifyRequest, reply: FastifyReply, done: () => void): void {
     if (stopping) return void reply.code(503).send({ error: 'gateway is stopping' });
-    if (conns.size >= limits.maxSockets) return void reply.code(503).send({ error: 'too many connections' });
+    if (conns.size >= configured('maxSockets')) return void reply.code(503).send({ error: 'too many connections' });
     const origin = req.headers.origin;
     if (!originAllowed(typeof origin === 'string' ? origin : undefined, req.headers.host)) {
       log.warn('refused a bus upgrade from a foreign origin', { origin, ip: req.socket.remoteAddress });

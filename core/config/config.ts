@@ -55,6 +55,8 @@ export interface Config {
     publicUrl?: string | null;
     /** Seconds without a call after which a plugin is parked (host.ts); 0: never. Ten minutes: a conversation's pauses keep plugins warm, an evening without one gives their memory back. */
     pluginIdleSeconds: number;
+    /** The bus's per-socket and total limits (protocol.md "Limits (defaults, configurable)"); the frame limit is maxPayload. */
+    limits: { maxInflight: number; sendBufferBytes: number; maxSockets: number };
   };
   providers: Record<string, ProviderConfig>;
   agents: { defaults: AgentSettings; list: (AgentSettings & { id: string; name?: string })[] };
@@ -72,7 +74,7 @@ export interface Config {
 /** The embedded defaults: what `npm start` runs with when there is no config.json at all. */
 export function defaultConfig(): Config {
   return {
-    gateway: { bind: 'loopback', port: 18789, tls: null, maxPayload: 1024 * 1024, allowedOrigins: [], pluginIdleSeconds: 600 },
+    gateway: { bind: 'loopback', port: 18789, tls: null, maxPayload: 1024 * 1024, allowedOrigins: [], pluginIdleSeconds: 600, limits: { maxInflight: 64, sendBufferBytes: 8 * 1024 * 1024, maxSockets: 256 } },
     providers: {},
     agents: {
       defaults: {

@@ -106,6 +106,15 @@ export const configSchema = {
         allowedOrigins: stringList,
         publicUrl: { type: ['string', 'null'] },
         pluginIdleSeconds: { type: 'integer', minimum: 0, maximum: 7 * 24 * 3600 },
+        limits: {
+          type: 'object',
+          properties: {
+            maxInflight: { type: 'integer', minimum: 1, maximum: 4096 },
+            sendBufferBytes: { type: 'integer', minimum: 64 * 1024, maximum: 1024 * 1024 * 1024 },
+            maxSockets: { type: 'integer', minimum: 1, maximum: 65_536 },
+          },
+          additionalProperties: false,
+        },
       },
       additionalProperties: false,
     },

@@ -9,6 +9,9 @@ import type { BusClient } from '../../core/client/client.ts';
 import type { BusLimits } from '../../core/bus/limits.ts';
 import type { KeyPair } from '../../core/identity/keys.ts';
 import { until } from '../helpers/wait.ts';
+import { writeFileSync } from 'node:fs';
+import { tempHome } from '../helpers/home.ts';
+import { ensureHome } from '../../core/home.ts';
 
 interface Arena {
   env: BusEnv;
@@ -417,4 +420,21 @@ test('a client that never reads is dropped once its send buffer passes the limit
   (s.ws as unknown as { _socket: { resume(): void } })._socket.resume();
   assert.equal(await closed, 1013);
   await until('the connection gone', () => (a.env.bus.status!() as { sockets: number }).sockets === 1);
+});
+
+test('gateway.limits in config.json sets the socket total, and a change applies to the running bus', async (t) => {
+  const home = tempHome('bus-limits');
+  t.after(home.cleanup);
+  ensureHome(home.paths);
+  writeFileSync(home.paths.config, JSON.stringify({ gateway: { limits: { maxSockets: 2 } } }));
+  const env = await startBus({ home });
+  t.after(() => env.stop());
+  await env.ownerClient();
+  const second = new RawSocket(env.url);
+  t.after(() => second.close());
+  await second.challenge();
+  assert.equal(await upgradeStatus(env.url, {}), 503, 'a third socket is over the configured total');
+  env.gw.ctx.config.set('gateway.limits.maxSockets', 3, 'test');
+  assert.equal(await upgradeStatus(env.url, {}), 101, 'the raised limit holds at once');
+  assert.throws(() => env.gw.ctx.config.set('gateway.limits.maxSockets', 0, 'test'), /gateway\/limits\/maxSockets/);
 });
