@@ -9,6 +9,8 @@ import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { satisfies, validRange } from 'semver';
+import { VERSION } from '../version.ts';
 import { fromB64, keyIdOf, verify } from '../identity/keys.ts';
 import { canonicalJson } from './canonical-json.ts';
 import { manifestSchema } from './manifest-schema.ts';
@@ -56,6 +58,7 @@ export type RefusalReason =
   | 'downgrade'
   | 'permission-not-granted'
   | 'worker-not-allowed'
+  | 'engine-mismatch'
   | 'config-invalid';
 
 /** Why a plugin was not loaded. One class, one `reason` per kind of refusal; nothing else stops. */
@@ -335,6 +338,18 @@ export interface VerifyOptions {
   allowDowngrade?: boolean;
 }
 
+/** `engines.carapace`: the Carapace versions the plugin was written for (a semver range, as npm's `engines`). */
+function checkEngine(manifest: Manifest): void {
+  const range = manifest.engines?.carapace;
+  if (range === undefined) return;
+  if (validRange(range) === null) {
+    throw new PluginRefusedError('schema', `plugin ${manifest.id}: engines.carapace "${range}" is not a version range (e.g. ">=0.1.0")`, { pluginId: manifest.id, pointer: '/engines/carapace' });
+  }
+  if (!satisfies(VERSION, range, { includePrerelease: true })) {
+    throw new PluginRefusedError('engine-mismatch', `plugin ${manifest.id} ${manifest.version} needs Carapace ${range}; this is ${VERSION}`, { pluginId: manifest.id, pointer: '/engines/carapace' });
+  }
+}
+
 /** The full check, in the order a user would want the errors: shape, signature, runtime, files, grants. */
 export function verifyPlugin(manifestText: string, dir: string, opts: VerifyOptions): VerifiedPlugin {
   const manifest = parseManifest(manifestText);
@@ -345,6 +360,7 @@ export function verifyPlugin(manifestText: string, dir: string, opts: VerifyOpti
   if (runtime === 'worker' && !key.firstParty && !opts.allowWorker && !granted.includes('worker')) {
     throw new PluginRefusedError('worker-not-allowed', `plugin ${manifest.id} asks for the worker runtime (full Node.js in the gateway's process) but is not first-party; install with --allow-worker to accept that`, { pluginId: manifest.id });
   }
+  checkEngine(manifest);
   if (opts.installedVersion !== undefined && !opts.allowDowngrade && compareVersions(manifest.version, opts.installedVersion) < 0) {
     throw new PluginRefusedError('downgrade', `plugin ${manifest.id}: ${manifest.version} is older than the installed ${opts.installedVersion}; pass --allow-downgrade to accept`, { pluginId: manifest.id });
   }

@@ -210,3 +210,17 @@ test('signatures verify over canonical bytes, so key order and whitespace in the
   void nacl;
   void signManifest;
 });
+
+test('engines.carapace is a semver range this Carapace must satisfy: a plugin written for a later one is refused naming both', (t) => {
+  const { pub, opts } = setup(t);
+  const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  const verifyWith = (carapace: string) => {
+    const p = makePlugin(CODE, { id: 'engined', engines: { carapace } }, pub.kp);
+    t.after(p.cleanup);
+    return () => verifyPlugin(p.manifestText, p.dir, opts());
+  };
+  assert.equal(verifyWith(`>=${VERSION}`)().manifest.id, 'engined');
+  assert.equal(verifyWith('^0.1.0 || >=1')().manifest.id, 'engined');
+  refusal(verifyWith('>=99.0.0'), 'engine-mismatch', new RegExp(`needs Carapace >=99\\.0\\.0; this is ${VERSION.replace(/\./g, '\\.')}`));
+  refusal(verifyWith('banana'), 'schema', /engines\.carapace "banana" is not a version range/);
+});
