@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { configSchema } from './schema.ts';
 import { writeFileAtomic } from '../home.ts';
+import { envRefName } from '../secrets/source.ts';
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
@@ -231,9 +232,8 @@ export function setPath(root: Record<string, unknown>, parts: string[], value: u
 
 /** Resolve `"${NAME}"` environment references; `{"secret": ...}` is left for the secrets store. */
 export function resolveEnvRef(value: unknown, env: NodeJS.ProcessEnv = process.env): unknown {
-  if (typeof value !== 'string') return value;
-  const m = /^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$/.exec(value);
-  return m ? env[m[1]] : value;
+  const name = envRefName(value);
+  return name ? env[name] : value;
 }
 
 /** Agent settings = defaults overlaid with the agent's own entry. */

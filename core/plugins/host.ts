@@ -372,9 +372,10 @@ export class PluginHost implements Service {
     let instance: PluginInstance | null = null;
     const allow = grant.allow;
     const bus = this.#deps.broker?.port(`plugin:${id}`, { publish: allow.bus?.publish ?? [], subscribe: allow.bus?.subscribe ?? [] });
+    const secrets = this.#deps.secrets ?? envSecrets();
     const hostFns = createHostFunctions({
       grant,
-      secrets: m.kind === 'provider' && provider ? withEnvCredential(provider.apiKey, this.#deps.secrets ?? envSecrets()) : this.#deps.secrets ?? envSecrets(),
+      secrets: m.kind === 'provider' && provider ? withEnvCredential(provider.apiKey, secrets) : secrets,
       kv: createPluginKv(this.#deps.db, id),
       bus,
       log,

@@ -46,8 +46,6 @@ interface LiveSections {
   [section: string]: unknown;
 }
 
-const count = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
-
 /** The live sections as a person reads them; a section this verb does not know is shown as JSON. */
 function liveLines(live: LiveSections): string[] {
   const lines: string[] = [];
@@ -60,7 +58,7 @@ function liveLines(live: LiveSections): string[] {
     for (const r of rows.filter((r) => r.state === 'refused' || r.lastError)) lines.push(`  ${r.id}: ${r.state}${r.refusal ? ` (${r.refusal})` : ''}${r.lastError ? `, last error: ${r.lastError}` : ''}`);
   }
   if (agent) {
-    lines.push(`sessions: ${agent.sessions ?? '?'} (${agent.activeSessions ?? 0} active, ${count(agent.running ?? 0, 'run')} in progress)`);
+    lines.push(`sessions: ${agent.sessions ?? '?'} (${agent.activeSessions ?? 0} active, ${agent.running ?? 0} ${agent.running === 1 ? 'run' : 'runs'} in progress)`);
     lines.push(agent.hint ? `providers: none — ${agent.hint}` : `providers: ${(agent.providers ?? []).join(', ')}; default model ${agent.defaultModel ?? 'none'}`);
   }
   if (channels) {
